@@ -1,0 +1,207 @@
+"""Typed, frozen view of params.yaml: parsed once, validated before any work starts.
+
+Every stage calls :func:`load_params`; no other module reads params.yaml. Unknown keys, wrong
+types and impossible values raise :class:`ConfigError` whose message names the key (as a dotted
+path such as ``models.resnet18.learning_rate``) and, where there is a fixed set, the allowed values.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ConfigError(ValueError):
+    """params.yaml is malformed; the message names every offending key."""
+
+
+class _Frozen(BaseModel):
+    # strict: "10" is not an int and 1 is not a bool; extra="forbid": a typo is an error, not a default.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class SplitConfig(_Frozen):
+    """Fractions of the data for each split; each in (0, 1), together 1."""
+
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitConfig:
+        for name in ("train", "val", "test"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name}={value} must lie strictly between 0 and 1 (an empty split is not allowed)")
+        total = self.train + self.val + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"train + val + test = {total:g}, must be 1")
+        return self
+
+    def as_dict(self) -> dict[str, float]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+class DataConfig(_Frozen):
+    """The ``data:`` section: where images come from and how the prepare stage stores them."""
+
+    source: Literal["elpv", "folder", "csv"] = "elpv"
+    # folder: a directory with one sub-folder per class (optionally inside train/val/test);
+    # csv: a file with columns path,label[,group], paths relative to the CSV's folder.
+    path: str | None = None
+    # elpv: a cell is defective when its defect probability >= threshold.
+    threshold: float = Field(0.5, gt=0.0, le=1.0)
+    # The two class names, negative first. None: ["functional", "defective"] for elpv, the
+    # sorted class names found in the data otherwise.
+    classes: tuple[str, str] | None = Field(None, strict=False)
+    image_size: int = Field(224, ge=8, le=4096)
+    color_mode: Literal["grayscale", "rgb"] = "grayscale"
+    split: SplitConfig = SplitConfig()
+    on_bad_image: Literal["fail", "skip"] = "fail"
+    shard_size: int = Field(1024, ge=1)
+    workers: int = Field(2, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _path_for_user_data(self) -> DataConfig:
+        if self.source in ("folder", "csv") and not self.path:
+            raise ValueError(f"source '{self.source}' needs data.path (the {self.source} to read)")
+        if self.classes is not None and self.classes[0] == self.classes[1]:
+            raise ValueError(f"classes must be two different names, got {list(self.classes)}")
+        return self
+
+
+# --------------------------------------------------------------------------- training
+
+
+class AugmentConfig(_Frozen):
+    """Random training-time augmentation, done with Keras preprocessing layers."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "horizontal_and_vertical"
+    rotation: float = Field(0.0, ge=0.0, le=0.5)  # fraction of a full turn, as keras.layers.RandomRotation
+    brightness: float = Field(0.0, ge=0.0, le=1.0)
+    contrast: float = Field(0.0, ge=0.0, le=1.0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip != "none" or any((self.rotation, self.brightness, self.contrast))
+
+
+class TrainConfig(_Frozen):
+    """Hyper-parameters of one training run; ``train:`` holds the defaults, ``models.<name>`` overrides."""
+
+    arch: str | None = None  # registered architecture; None: the models entry's own name
+    image_size: int = Field(64, ge=8, le=4096)
+    channels: Literal[1, 3] | None = None  # None: as stored by prepare
+    width: float = Field(1.0, gt=0.0, le=4.0)
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(10, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
+    schedule: Literal["constant", "cosine", "plateau"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    augment: AugmentConfig = AugmentConfig()
+    class_weight: Literal["none", "balanced"] = "balanced"
+    monitor: Literal["val_auc", "val_loss", "val_accuracy"] = "val_auc"
+    early_stopping_patience: int = Field(5, ge=0)  # 0 turns early stopping off
+    cache: bool = True
+    deterministic: bool = False
+    mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = "auto"
+    jit_compile: bool | Literal["auto"] = "auto"
+    strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+    steps_per_execution: int = Field(1, ge=1)
+
+
+class MlflowConfig(_Frozen):
+    experiment: str = "inspectcnn"
+    # False: a tracking server that cannot be reached only gives a warning; DVC metrics still land.
+    required: bool = True
+
+
+class Params(_Frozen):
+    """The whole params.yaml."""
+
+    seed: int = 42
+    data: DataConfig = DataConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    train: TrainConfig = TrainConfig()
+    # Only the keys given are overrides of ``train``; merged by :meth:`model`.
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict, strict=False)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, overrides in models.items():
+            if not isinstance(overrides, dict):
+                raise ValueError(f"models.{name} must be a mapping of training parameters, got {overrides!r}")
+        return models
+
+    def model(self, name: str) -> TrainConfig:
+        """The training config of one ``models`` entry: ``train`` defaults with the entry's overrides."""
+        if name not in self.models:
+            raise ConfigError(f"models.{name}: no such entry in params.yaml; entries: {sorted(self.models)}")
+        merged = self.train.model_dump()
+        merged.update(self.models[name])
+        merged["arch"] = merged.get("arch") or name
+        try:
+            return TrainConfig.model_validate(merged)
+        except ValidationError as error:
+            raise ConfigError(_describe(error, prefix=f"models.{name}")) from None
+
+
+def _describe(error: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"] if part not in ("function-after",))
+        key = ".".join(part for part in (prefix, loc) if part) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see params.yaml in the repository for the known keys)"
+        elif "input" in item and item["type"] not in ("missing",) and not isinstance(item["input"], dict):
+            message = f"{message} (got {item['input']!r})"
+        lines.append(f"  {key}: {message}")
+    return "invalid params.yaml:\n" + "\n".join(lines)
+
+
+def parse_params(raw: dict[str, Any] | None, *, check_models: bool = True) -> Params:
+    """Validate a params mapping; with ``check_models`` every models entry is merged and checked too."""
+    try:
+        params = Params.model_validate(raw or {})
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+    if check_models:
+        from inspectcnn.models import list_models  # deferred: importing the zoo imports Keras
+
+        known = list_models()
+        for name in params.models:
+            arch = params.model(name).arch
+            if arch not in known:
+                raise ConfigError(
+                    f"invalid params.yaml:\n  models.{name}.arch: unknown architecture {arch!r}; "
+                    f"known: {', '.join(known)}"
+                )
+    return params
+
+
+def load_params(path: str | Path = PARAMS_FILE, *, check_models: bool = True) -> Params:
+    """Read and validate params.yaml (the only place the file is read)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: run from the repository root") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping of sections, got {type(raw).__name__}")
+    return parse_params(raw, check_models=check_models)

@@ -1,0 +1,343 @@
+"""The prepare stage: list, decode, check, de-duplicate, split and store a data set as TFRecord shards.
+
+Memory stays flat in the number of images: pass 1 decodes each image once (in a thread pool),
+hashes it and appends its resized PNG to a temporary pool file; pass 2 streams the pool into
+per-split shards. Everything is written into a temporary folder that replaces the output only
+when the whole stage has succeeded, so a failure never leaves half-written outputs behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import struct
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from inspectcnn.config import DataConfig
+from inspectcnn.data.images import BadImageError, content_hash, read_image, resize_and_encode
+from inspectcnn.dvc_outputs import write_metrics
+from inspectcnn.data.sources import SPLITS, DataSourceError, Item, Listing, list_items
+
+log = logging.getLogger(__name__)
+
+META_FILE = "meta.json"
+MANIFEST_FILE = "manifest.csv"
+
+
+class PrepareError(ValueError):
+    """The data set cannot be prepared as configured; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    item: Item
+    sha256: str
+    height: int
+    width: int
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _largest_remainder(n: int, fractions: Sequence[float]) -> list[int]:
+    """Integer counts summing to n, each within one of n * fraction."""
+    raw = [n * f for f in fractions]
+    counts = [math.floor(r) for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - counts[i]), i))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def assign_splits(
+    labels: Sequence[int], groups: Sequence[str], hashes: Sequence[str], fractions: dict[str, float], seed: int
+) -> list[str]:
+    """Stratified (label, group) split that keeps exact duplicates (same hash) in one split.
+
+    Duplicates form one cluster, assigned as a whole; within each stratum, clusters are shuffled
+    with ``seed`` and cut by the largest-remainder rule, so each split's count is within one
+    cluster of its fraction. Bit-for-bit reproducible for the same inputs and seed.
+    """
+    clusters: dict[str, list[int]] = defaultdict(list)
+    for index, digest in enumerate(hashes):
+        clusters[digest].append(index)
+    strata: dict[tuple[int, str], list[list[int]]] = defaultdict(list)
+    for members in clusters.values():  # insertion order = first appearance: deterministic
+        strata[(labels[members[0]], groups[members[0]])].append(members)
+
+    rng = np.random.default_rng(seed)
+    names = list(fractions)
+    result = [""] * len(labels)
+    for key in sorted(strata):
+        members = strata[key]
+        order = rng.permutation(len(members))
+        counts = _largest_remainder(len(members), [fractions[n] for n in names])
+        bounds = np.cumsum([0, *counts])
+        for split_index, name in enumerate(names):
+            for position in order[bounds[split_index] : bounds[split_index + 1]]:
+                for index in members[position]:
+                    result[index] = name
+    return result
+
+
+def _drop_cross_split_duplicates(decoded: list[Decoded]) -> tuple[list[Decoded], list[dict]]:
+    """For data sets that ship their own split: a val/test copy of a train image is a leak; drop it."""
+    first_split: dict[str, str] = {}
+    for entry in sorted(decoded, key=lambda d: SPLITS.index(d.item.split)):
+        first_split.setdefault(entry.sha256, entry.item.split)
+    kept, removed = [], []
+    for entry in decoded:
+        owner = first_split[entry.sha256]
+        if entry.item.split != owner:
+            removed.append({"path": entry.item.source, "split": entry.item.split, "duplicate_in": owner})
+        else:
+            kept.append(entry)
+    return kept, removed
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def _example(image_png: bytes, label: int, item_id: str, group: str) -> bytes:
+    import tensorflow as tf  # deferred: listing and validation need no TensorFlow
+
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_png])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id.encode()])),
+        "group": tf.train.Feature(bytes_list=tf.train.BytesList(value=[group.encode()])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+class _ShardWriter:
+    """Rolls over to a new ``<split>-NNNNN.tfrecord`` every ``shard_size`` records."""
+
+    def __init__(self, folder: Path, split: str, shard_size: int):
+        self.folder, self.split, self.shard_size = folder, split, shard_size
+        self.count, self.files, self._writer = 0, [], None
+
+    def write(self, record: bytes) -> None:
+        import tensorflow as tf
+
+        if self.count % self.shard_size == 0:
+            self.close()
+            name = f"{self.split}-{len(self.files):05d}.tfrecord"
+            self.files.append(name)
+            self._writer = tf.io.TFRecordWriter(str(self.folder / name))
+        self._writer.write(record)
+        self.count += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _decode_one(item: Item, config: DataConfig) -> tuple[Decoded, bytes] | BadImageError:
+    try:
+        pixels = read_image(item.path, config.color_mode)
+    except BadImageError as error:
+        return BadImageError(item.source, error.reason)
+    decoded = Decoded(item, content_hash(pixels), pixels.shape[0], pixels.shape[1])
+    return decoded, resize_and_encode(pixels, config.image_size)
+
+
+def _chunks(iterable, size: int) -> Iterator[list]:
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _decode_all(items: list[Item], config: DataConfig, pool_path: Path, seed: int):
+    """Pass 1: decode every item once, in a seeded random order (so shards mix the classes)."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    decoded: list[Decoded] = []
+    offsets: list[tuple[int, int]] = []  # (offset, length) of each decoded item's PNG in the pool
+    bad: list[BadImageError] = []
+    with pool_path.open("wb") as pool, ThreadPoolExecutor(config.workers) as executor:
+        progress = tqdm(total=len(items), desc="prepare: decode", unit="img", mininterval=2.0)
+        for chunk in _chunks((items[i] for i in order), 256):
+            for result in executor.map(lambda item: _decode_one(item, config), chunk):
+                if isinstance(result, BadImageError):
+                    bad.append(result)
+                    continue
+                entry, png = result
+                offsets.append((pool.tell(), len(png)))
+                pool.write(struct.pack("<I", len(png)) + png)
+                decoded.append(entry)
+            progress.update(len(chunk))
+        progress.close()
+    return decoded, offsets, bad
+
+
+def _read_pool(pool_path: Path, offsets: list[tuple[int, int]]) -> Iterator[bytes]:
+    with pool_path.open("rb") as pool:
+        for offset, length in offsets:
+            pool.seek(offset + 4)
+            yield pool.read(length)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _summarise(rows: list[dict], classes: tuple[str, str]) -> dict:
+    summary = {}
+    for split in SPLITS:
+        members = [row for row in rows if row["split"] == split]
+        by_class = Counter(row["class"] for row in members)
+        by_group = Counter(row["group"] for row in members if row["group"])
+        summary[split] = {
+            "count": len(members),
+            "by_class": {name: by_class.get(name, 0) for name in classes},
+            **({"by_group": dict(sorted(by_group.items()))} if by_group else {}),
+            "positive_fraction": round(by_class.get(classes[1], 0) / max(len(members), 1), 4),
+        }
+    return summary
+
+
+def _check_splits(rows: list[dict], classes: tuple[str, str]) -> None:
+    problems = []
+    for split in SPLITS:
+        present = {row["class"] for row in rows if row["split"] == split}
+        if not present:
+            problems.append(f"the {split} split is empty")
+        for name in classes:
+            if present and name not in present:
+                problems.append(f"class {name!r} has no images in the {split} split")
+    if problems:
+        raise PrepareError(
+            "after splitting: " + "; ".join(problems) + ". Add images of that class or change data.split"
+        )
+
+
+def prepare(config: DataConfig, out_dir: Path, summary_path: Path, seed: int) -> dict:
+    """Run the whole stage; returns the summary that was written to ``summary_path``."""
+    out_dir, summary_path = Path(out_dir), Path(summary_path)
+    try:
+        listing: Listing = list_items(config)
+    except DataSourceError as error:
+        raise PrepareError(str(error)) from None
+    log.info("%d images listed from %s (%s)", len(listing.items), config.source, listing.root)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        summary = _prepare_into(listing, config, work, seed)
+        (work / "pool.bin").unlink()
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(work, out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    write_metrics(summary_path, summary)
+    return summary
+
+
+def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -> dict:
+    decoded, offsets, bad = _decode_all(listing.items, config, work / "pool.bin", seed)
+    if bad and config.on_bad_image == "fail":
+        raise PrepareError(
+            f"{len(bad)} unreadable image(s) (set data.on_bad_image: skip to leave them out):\n  "
+            + "\n  ".join(str(error) for error in bad)
+        )
+    for error in bad:
+        log.warning("skipped unreadable image %s", error)
+
+    removed: list[dict] = []
+    if listing.items[0].split is not None:  # the data set ships its own split
+        kept, removed = _drop_cross_split_duplicates(decoded)
+        keep_ids = {id(entry) for entry in kept}
+        pairs = [(e, o) for e, o in zip(decoded, offsets) if id(e) in keep_ids]
+        decoded, offsets = [p[0] for p in pairs], [p[1] for p in pairs]
+        splits = [entry.item.split for entry in decoded]
+    else:
+        splits = assign_splits(
+            [e.item.label for e in decoded],
+            [e.item.group for e in decoded],
+            [e.sha256 for e in decoded],
+            config.split.as_dict(),
+            seed,
+        )
+
+    # Ids follow the sorted source order, independent of the decode order.
+    ids = {entry.item.source: f"{i:06d}" for i, entry in enumerate(sorted(decoded, key=lambda e: e.item.source))}
+    rows = []
+    for entry, split in zip(decoded, splits):
+        item = entry.item
+        rows.append(
+            {
+                "id": ids[item.source],
+                "source": item.source,
+                "sha256": entry.sha256,
+                "label": item.label,
+                "class": listing.classes[item.label],
+                "group": item.group,
+                "split": split,
+                "original_height": entry.height,
+                "original_width": entry.width,
+                **item.extra,
+            }
+        )
+    _check_splits(rows, listing.classes)
+
+    shards = {split: _ShardWriter(work, split, config.shard_size) for split in SPLITS}
+    try:
+        for row, png in zip(rows, _read_pool(work / "pool.bin", offsets)):
+            shards[row["split"]].write(_example(png, row["label"], row["id"], row["group"]))
+    finally:
+        for writer in shards.values():
+            writer.close()
+
+    rows.sort(key=lambda row: row["id"])
+    with (work / MANIFEST_FILE).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    hashes = Counter(row["sha256"] for row in rows)
+    meta = {
+        "source": config.source,
+        "classes": list(listing.classes),
+        "image_size": config.image_size,
+        "channels": 1 if config.color_mode == "grayscale" else 3,
+        "has_groups": any(row["group"] for row in rows),
+        "splits": {split: {"count": shards[split].count, "shards": shards[split].files} for split in SPLITS},
+    }
+    (work / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return {
+        "source": config.source,
+        "total": len(rows),
+        "classes": list(listing.classes),
+        "image_size": config.image_size,
+        "color_mode": config.color_mode,
+        **_summarise(rows, listing.classes),
+        "duplicates": {
+            "clusters": sum(1 for n in hashes.values() if n > 1),
+            "images": sum(n for n in hashes.values() if n > 1),
+            "removed_cross_split": removed,
+        },
+        "bad_images": {"count": len(bad), "skipped": [{"path": e.path, "reason": e.reason} for e in bad]},
+    }
+
+
+def read_meta(prepared_dir: Path) -> dict:
+    """The facts later stages need about the prepared data (size, channels, classes, shards)."""
+    path = Path(prepared_dir) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the prepare stage first (dvc repro prepare)")
+    return json.loads(path.read_text())

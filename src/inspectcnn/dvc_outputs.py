@@ -1,0 +1,40 @@
+"""The one module that writes DVC metrics and plots files: always atomically, so an interrupted
+stage never leaves a half-written file that DVC or the report would read."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+
+def _replace(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_metrics(path: str | Path, metrics: Mapping) -> None:
+    """A JSON metrics file (``dvc metrics show`` reads its numbers)."""
+    _replace(Path(path), json.dumps(metrics, indent=2, sort_keys=False, default=float) + "\n")
+
+
+def write_table(path: str | Path, rows: Iterable[Mapping], fieldnames: list[str] | None = None) -> None:
+    """A CSV plots file (``dvc plots show`` reads its columns)."""
+    rows = list(rows)
+    fieldnames = fieldnames or (list(rows[0]) if rows else [])
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_metrics(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,13 @@
+"""Where the pipeline's files live, relative to the repository root (mirrored in dvc.yaml)."""
+
+from pathlib import Path
+
+PREPARED = Path("data/prepared")
+PREPARE_SUMMARY = Path("data/prepare_summary.json")
+MODELS = Path("models")
+REPORTS = Path("reports")
+
+
+def model_dir(name: str) -> Path:
+    """Outputs of one train/transfer entry: model.keras, history.csv, metrics.json."""
+    return MODELS / name

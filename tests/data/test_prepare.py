@@ -1,0 +1,192 @@
+"""The prepare stage on generated folder/CSV data sets: splits, duplicates, bad images, atomicity."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from inspectcnn.config import DataConfig, SplitConfig
+from inspectcnn.data.prepare import PrepareError, assign_splits, prepare, read_meta
+
+from helpers import write_image
+
+
+def run(root, tmp_path, **overrides):
+    config = DataConfig(**{"source": "folder", "path": str(root), "image_size": 16, **overrides})
+    out = tmp_path / "prepared"
+    return prepare(config, out, tmp_path / "summary.json", seed=3), out
+
+
+def manifest(out):
+    with (out / "manifest.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_folder_source_writes_shards_manifest_and_summary(image_tree, tmp_path):
+    root = image_tree({"bad": 20, "good": 40})
+    summary, out = run(root, tmp_path, classes=("good", "bad"), shard_size=16)
+    rows = manifest(out)
+    assert summary["total"] == len(rows) == 60
+    assert summary["classes"] == ["good", "bad"]
+    assert {r["class"]: r["label"] for r in rows} == {"good": "0", "bad": "1"}
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    assert sum(summary[s]["count"] for s in ("train", "val", "test")) == 60
+    meta = read_meta(out)
+    assert meta["splits"]["train"]["count"] == summary["train"]["count"]
+    assert len(meta["splits"]["train"]["shards"]) == -(-summary["train"]["count"] // 16)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert not list(tmp_path.glob(".prepared.tmp-*"))
+
+
+def test_default_classes_are_sorted_names(image_tree, tmp_path):
+    summary, _ = run(image_tree({"ok": 10, "defect": 10}), tmp_path)
+    assert summary["classes"] == ["defect", "ok"]
+
+
+def test_corrupt_file_fails_listing_every_bad_file_and_writes_nothing(image_tree, tmp_path):
+    root = image_tree({"a": 10, "b": 10})
+    (root / "a" / "truncated.png").write_bytes((root / "a" / "a_000.png").read_bytes()[:60])
+    (root / "b" / "text.png").write_text("not an image")
+    (root / "b" / "empty.jpg").write_bytes(b"")
+    with pytest.raises(PrepareError) as info:
+        run(root, tmp_path)
+    message = str(info.value)
+    assert "3 unreadable" in message
+    for name in ("a/truncated.png", "b/text.png", "b/empty.jpg"):
+        assert name in message
+    assert not (tmp_path / "prepared").exists()
+    assert not (tmp_path / "summary.json").exists()
+    assert not list(tmp_path.glob(".prepared.tmp-*"))
+
+
+def test_failure_keeps_the_previous_output(image_tree, tmp_path):
+    root = image_tree({"a": 10, "b": 10})
+    _, out = run(root, tmp_path)
+    before = (out / "manifest.csv").read_bytes()
+    (root / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(PrepareError):
+        run(root, tmp_path)
+    assert (out / "manifest.csv").read_bytes() == before
+
+
+def test_skip_leaves_bad_files_out_and_lists_them(image_tree, tmp_path):
+    root = image_tree({"a": 10, "b": 10})
+    (root / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    summary, out = run(root, tmp_path, on_bad_image="skip")
+    assert summary["total"] == 20
+    assert summary["bad_images"]["count"] == 1
+    assert summary["bad_images"]["skipped"][0]["path"] == "a/broken.png"
+    assert "a/broken.png" not in {r["source"] for r in manifest(out)}
+
+
+def test_empty_class_folder_is_an_error(image_tree, tmp_path):
+    root = image_tree({"a": 10, "b": 10})
+    (root / "c").mkdir()
+    with pytest.raises(PrepareError, match=r"empty class folder.*\bc\b"):
+        run(root, tmp_path, classes=("a", "b"))
+
+
+def test_single_class_is_an_error(image_tree, tmp_path):
+    with pytest.raises(PrepareError, match="exactly 2 classes"):
+        run(image_tree({"only": 10}), tmp_path)
+
+
+def test_exact_duplicates_stay_in_one_split(image_tree, tmp_path):
+    root = image_tree({"a": 30, "b": 30})
+    for i in range(10):  # ten images, each present three times
+        for copy in (1, 2):
+            shutil.copy(root / "a" / f"a_{i:03d}.png", root / "a" / f"copy{copy}_{i:03d}.png")
+    summary, out = run(root, tmp_path)
+    rows = manifest(out)
+    assert summary["duplicates"]["clusters"] == 10 and summary["duplicates"]["images"] == 30
+    by_hash: dict[str, set[str]] = {}
+    for row in rows:
+        by_hash.setdefault(row["sha256"], set()).add(row["split"])
+    assert all(len(splits) == 1 for splits in by_hash.values())
+
+
+def test_presplit_folder_keeps_its_split_and_drops_leaked_duplicates(image_tree, tmp_path):
+    root = tmp_path / "presplit"
+    for split, n in (("train", 12), ("val", 4), ("test", 4)):
+        image_tree({"ok": n, "ng": n}, root=root / split, seed=hash(split) % 1000)
+    shutil.copy(root / "train" / "ok" / "ok_000.png", root / "test" / "ok" / "leak.png")
+    summary, out = run(root, tmp_path)
+    rows = manifest(out)
+    assert {r["split"] for r in rows if r["source"].startswith("train/")} == {"train"}
+    assert {r["split"] for r in rows if r["source"].startswith("test/")} == {"test"}
+    assert summary["duplicates"]["removed_cross_split"] == [
+        {"path": "test/ok/leak.png", "split": "test", "duplicate_in": "train"}
+    ]
+    assert summary["total"] == 40
+
+
+def test_class_missing_from_a_split_is_an_error(image_tree, tmp_path):
+    root = image_tree({"a": 20, "b": 1})
+    with pytest.raises(PrepareError, match="class 'b' has no images in the (val|test) split"):
+        run(root, tmp_path)
+
+
+def test_csv_source_with_groups(tmp_path):
+    rng = np.random.default_rng(1)
+    lines = ["path,label,group"]
+    for i in range(40):
+        label, group = ("scratch" if i % 3 == 0 else "clean"), ("line1" if i % 2 else "line2")
+        write_image(tmp_path / "img" / f"{i}.png", rng)
+        lines.append(f"img/{i}.png,{label},{group}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    config = DataConfig(source="csv", path=str(tmp_path / "labels.csv"), image_size=16, classes=("clean", "scratch"))
+    summary = prepare(config, tmp_path / "prepared", tmp_path / "summary.json", seed=0)
+    assert summary["total"] == 40
+    assert set(summary["train"]["by_group"]) == {"line1", "line2"}
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "pattern"),
+    [
+        ("file,label", ["img/0.png,a"], r"missing column\(s\) \['path'\]"),
+        ("path,label", ["img/0.png,a", "img/0.png,b"], "duplicate path"),
+        ("path,label", ["../outside.png,a"], "outside the CSV's folder"),
+        ("path,label", ["img/0.png,a", "img/1.png,b", "img/2.png,c"], r"labels \['c'\] are not in data.classes"),
+        ("path,label", ["img/missing.png,a"], "no such file"),
+    ],
+)
+def test_bad_csv(tmp_path, header, rows, pattern):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_image(tmp_path / "img" / f"{i}.png", rng)
+    (tmp_path / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
+    config = DataConfig(source="csv", path=str(tmp_path / "labels.csv"), classes=("a", "b"))
+    with pytest.raises(PrepareError, match=pattern):
+        prepare(config, tmp_path / "prepared", tmp_path / "summary.json", seed=0)
+
+
+def test_special_image_modes_are_converted(tmp_path):
+    from PIL import Image
+
+    from inspectcnn.data.images import read_image
+
+    deep = np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 128))
+    rgba.save(tmp_path / "rgba.png")
+    rgba.convert("P").save(tmp_path / "palette.png")
+    sixteen = read_image(tmp_path / "deep.png")
+    assert sixteen.dtype == np.uint8 and sixteen.min() == 0 and sixteen.max() == 255
+    assert read_image(tmp_path / "rgba.png", "rgb").shape == (10, 10, 3)
+    assert read_image(tmp_path / "palette.png").shape == (10, 10)
+
+
+def test_split_allocation_is_within_one_item_per_stratum():
+    rng = np.random.default_rng(0)
+    labels = list(rng.integers(0, 2, 997))
+    groups = list(rng.choice(["m", "p", "q"], 997))
+    fractions = SplitConfig(train=0.6, val=0.25, test=0.15).as_dict()
+    splits = assign_splits(labels, groups, [str(i) for i in range(997)], fractions, seed=5)
+    for key in {(l, g) for l, g in zip(labels, groups)}:
+        members = [s for s, l, g in zip(splits, labels, groups) if (l, g) == key]
+        for name, fraction in fractions.items():
+            assert abs(members.count(name) - fraction * len(members)) <= 1

@@ -1,0 +1,110 @@
+"""params.yaml validation: every error names the key and, where fixed, the allowed values."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from inspectcnn.config import ConfigError, Params, load_params, parse_params
+
+from helpers import REPO
+
+
+def error_of(raw: dict, **kwargs) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_params(raw, **kwargs)
+    return str(info.value)
+
+
+def test_repository_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.data.source == "elpv"
+    assert params.data.split.train + params.data.split.val + params.data.split.test == pytest.approx(1)
+
+
+def test_defaults_are_frozen():
+    params = parse_params({})
+    assert isinstance(params, Params)
+    with pytest.raises(Exception):
+        params.seed = 3  # type: ignore[misc]
+
+
+def test_unknown_key_is_named():
+    message = error_of({"data": {"sorce": "elpv"}})
+    assert "data.sorce" in message and "unknown key" in message
+
+
+def test_unknown_top_level_section_is_named():
+    assert "trian" in error_of({"trian": {}})
+
+
+def test_wrong_type_is_named_with_the_value():
+    message = error_of({"train": {"epochs": "ten"}})
+    assert "train.epochs" in message and "valid integer" in message and "'ten'" in message
+
+
+def test_bool_is_not_an_int_and_int_is_not_a_bool():
+    assert "train.epochs" in error_of({"train": {"epochs": True}})
+    assert "train.cache" in error_of({"train": {"cache": 1}})
+
+
+def test_negative_epochs_rejected():
+    message = error_of({"train": {"epochs": -3}})
+    assert "train.epochs" in message and "greater than or equal to 1" in message
+
+
+def test_split_must_sum_to_one():
+    message = error_of({"data": {"split": {"train": 0.7, "val": 0.2, "test": 0.2}}})
+    assert "data.split" in message and "must be 1" in message
+
+
+def test_split_may_not_leave_an_empty_split():
+    message = error_of({"data": {"split": {"train": 1.0, "val": 0.0, "test": 0.0}}})
+    assert "data.split" in message and "empty split" in message
+
+
+def test_unknown_source_lists_allowed_values():
+    message = error_of({"data": {"source": "s3"}})
+    assert "data.source" in message and "'elpv', 'folder' or 'csv'" in message
+
+
+def test_user_source_needs_a_path():
+    assert "data.path" in error_of({"data": {"source": "folder"}})
+
+
+def test_on_bad_image_choices():
+    assert "'fail' or 'skip'" in error_of({"data": {"on_bad_image": "ignore"}})
+
+
+def test_model_entry_overrides_train_defaults():
+    params = parse_params({"train": {"epochs": 7}, "models": {"lenet": {"learning_rate": 0.01}}})
+    config = params.model("lenet")
+    assert (config.arch, config.epochs, config.learning_rate) == ("lenet", 7, 0.01)
+
+
+def test_model_entry_typo_is_named():
+    message = error_of({"models": {"lenet": {"lerning_rate": 0.1}}})
+    assert "models.lenet.lerning_rate" in message and "unknown key" in message
+
+
+def test_model_entry_wrong_type_is_named():
+    assert "models.lenet.batch_size" in error_of({"models": {"lenet": {"batch_size": 0.5}}})
+
+
+def test_unknown_architecture_lists_known_ones():
+    message = error_of({"models": {"resnet9000": {}}})
+    assert "models.resnet9000.arch" in message and "resnet18" in message and "lenet" in message
+
+
+def test_invalid_yaml_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_params_file_must_be_a_mapping(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_params(path)
