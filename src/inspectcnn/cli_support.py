@@ -22,11 +22,11 @@ def setup_logging() -> None:
 
 def run_stage(name: str, work: Callable[[], T]) -> T:
     """Run a stage; a user error (bad params, bad data) exits 2 with its message, not a traceback."""
-    from inspectcnn.errors import USER_ERRORS
+    from inspectcnn.errors import user_errors
 
     setup_logging()
     try:
         return work()
-    except USER_ERRORS as error:
+    except user_errors() as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -64,6 +64,15 @@ def minimum_input_size(name: str, channels: int = 3, upper: int = 1024) -> int:
     return low
 
 
+def check_input_size(name: str, size: int, channels: int = 3) -> None:
+    """InputTooSmallError (with the minimum) unless a size x size input fits; costs one narrow build."""
+    if not _fits(get_builder(name), size, channels):
+        minimum = minimum_input_size(name, channels)
+        raise InputTooSmallError(
+            f"{name}: input {size}x{size} is too small; this architecture needs at least {minimum}x{minimum}"
+        )
+
+
 def build_model(name: str, input_shape: tuple[int, int, int], *, width: float = 1.0, **options) -> keras.Model:
     """Build a registered architecture for ``input_shape`` (H, W, C), channels last, sigmoid output."""
     builder = get_builder(name)

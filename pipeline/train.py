@@ -1,0 +1,30 @@
+"""DVC stage `train@<entry>`: train one models entry of params.yaml, tracked in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+
+from inspectcnn import paths
+from inspectcnn.cli_support import run_stage
+from inspectcnn.config import load_params
+from inspectcnn.experiment import run_training
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help="an entry of the models: section of params.yaml")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+
+    def work():
+        params = load_params(args.params)
+        config = params.model(args.model)
+        return run_training(args.model, config, params, paths.PREPARED, paths.model_dir(args.model))
+
+    metrics = run_stage(f"train@{args.model}", work)
+    print(f"train@{args.model}: best val AUC {metrics.get('best_val_auc', float('nan')):.4f} "
+          f"after {metrics['epochs_run']} epochs, {metrics['train_images_per_s']:.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""The one module that imports MLflow.
+
+Tracking URI: ``MLFLOW_TRACKING_URI`` if set, else a SQLite store ``mlflow.db`` at the project
+root, as an absolute path, so runs that DVC executes in temporary copies (``dvc exp run --queue``
+works in ``.dvc/tmp/exps/...``) log to the same store as the workspace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow store cannot be reached and ``mlflow.required`` is true."""
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding dvc.yaml; a DVC experiment's temporary copy maps back to its workspace."""
+    here = (start or Path.cwd()).resolve()
+    text = here.as_posix()
+    marker = "/.dvc/tmp/exps/"
+    if marker in text:
+        return Path(text.split(marker, 1)[0])
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    return here
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"augment": {"flip": "x"}} -> {"augment.flip": "x"}: MLflow params are flat."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def params_hash(mapping: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(mapping, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_tags() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
+    return {
+        "git_commit": git_commit(),
+        "device": device or f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+class Run:
+    """One MLflow run, or a stand-in that only warns when tracking is optional and unreachable."""
+
+    def __init__(self, mlflow_run=None):
+        self._run = mlflow_run
+
+    @property
+    def active(self) -> bool:
+        return self._run is not None
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run.info.run_id if self._run else None
+
+    def keras_callback(self):
+        """Per-epoch metrics (with the epoch as step) and the optimizer's config, or None."""
+        if not self._run:
+            return None
+        import mlflow.keras
+
+        return mlflow.keras.MlflowCallback(log_every_epoch=True)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self._run:
+            import mlflow
+
+            numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+            mlflow.log_metrics(numeric, step=step)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self._run:
+            import mlflow
+
+            mlflow.set_tags(dict(tags))
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        if self._run:
+            import mlflow
+
+            mlflow.log_artifact(str(path), artifact_path=folder)
+
+    def log_figure(self, figure, name: str) -> None:
+        if self._run:
+            import mlflow
+
+            mlflow.log_figure(figure, name)
+
+    def log_keras_model(self, model, input_shape: tuple[int, ...], name: str = "model") -> None:
+        """The model with a tensor signature (float32 images in [0, 1] -> probability)."""
+        if not self._run:
+            return
+        import mlflow.keras
+        import numpy as np
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
+
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype("float32"), (-1, *input_shape), "image")]),
+            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1), "probability")]),
+        )
+        # input_example= is left out: it raised FileNotFoundError with mlflow 3.17.2 here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mlflow.keras.log_model(model, name=name, signature=signature)
+
+
+def _check_reachable(uri: str) -> None:
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise TrackingUnavailableError(f"MLflow store {uri}: folder {folder} does not exist")
+
+
+@contextlib.contextmanager
+def start_run(
+    run_name: str,
+    *,
+    experiment: str,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    required: bool = True,
+) -> Iterator[Run]:
+    """An MLflow run that ends FINISHED on success, FAILED on an error and KILLED on Ctrl-C.
+
+    The store is contacted before any training starts: unreachable and ``required`` raises
+    TrackingUnavailableError; unreachable and optional warns and yields an inactive Run.
+    """
+    uri = tracking_uri()
+    try:
+        import mlflow
+
+        _check_reachable(uri)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(experiment)
+        killed = mark_stale_runs(experiment, run_name)
+        active = mlflow.start_run(run_name=run_name)
+    except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same here
+        if required:
+            raise TrackingUnavailableError(
+                f"cannot reach the MLflow tracking store {uri}: {error}. Fix MLFLOW_TRACKING_URI, or set "
+                "mlflow.required: false in params.yaml to train without it (metrics still go to DVC files)"
+            ) from None
+        log.warning("MLflow store %s unreachable (%s): training without MLflow", uri, error)
+        yield Run(None)
+        return
+
+    run = Run(active)
+    status = "FAILED"
+    try:
+        mlflow.set_tags({**tags, "mlflow.runName": run_name})
+        if killed:  # an earlier process of this stage died mid-run: this run resumes its work
+            mlflow.set_tags({"resumes_runs": ",".join(killed)})
+        flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
+        mlflow.log_params(flat)
+        yield run
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        mlflow.end_run(status=status)
+
+
+def find_runs(experiment: str, filter_string: str = "") -> list[dict]:
+    """Runs of an experiment as plain dicts (for the report and the tests)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    found = mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string, output_format="list")
+    return [
+        {
+            "run_id": r.info.run_id,
+            "name": r.info.run_name,
+            "status": r.info.status,
+            "params": dict(r.data.params),
+            "metrics": dict(r.data.metrics),
+            "tags": dict(r.data.tags),
+        }
+        for r in found
+    ]
+
+
+def mark_stale_runs(experiment: str, run_name: str) -> list[str]:
+    """Runs of ``run_name`` still RUNNING (their process was killed): mark them KILLED, return their ids."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    stale = client.search_runs(
+        [found.experiment_id], filter_string=f"attributes.run_name = '{run_name}' and attributes.status = 'RUNNING'"
+    )
+    for r in stale:
+        client.set_terminated(r.info.run_id, status="KILLED")
+    return [r.info.run_id for r in stale]
