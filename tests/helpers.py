@@ -17,3 +17,75 @@ def write_image(path: Path, rng: np.random.Generator, size=(40, 40), mode="L") -
     pixels = rng.integers(0, 256, size=(*size, *channels), dtype=np.uint8)
     Image.fromarray(pixels, mode=mode).save(path)
     return path
+
+
+PROJECT_FILES = ("dvc.yaml", ".dvcignore", "pipeline", "src")
+
+
+def make_project(root: Path, params: str, images: dict[str, int] | None = None, size=(48, 48)) -> Path:
+    """A fresh git + DVC copy of this project with its own params.yaml and a generated image folder.
+
+    Classes get different textures (smooth vs. noisy) so that even tiny runs learn something.
+    """
+    import shutil
+    import subprocess
+
+    root.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif source.exists():
+            shutil.copy(source, root / name)
+    rng = np.random.default_rng(0)
+    for label, count in (images or {"ok": 40, "defect": 24}).items():
+        for i in range(count):
+            pixels = rng.normal(128, 10 if label == "ok" else 60, size).clip(0, 255).astype(np.uint8)
+            path = root / "images" / label / f"{i:03d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(path)
+    (root / "params.yaml").write_text(params)
+    (root / ".gitignore").write_text("/images\nmlflow.db\n/checkpoints\n")
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
+        subprocess.run(command, cwd=root, check=True, capture_output=True)
+    return root
+
+
+def project_env(root: Path) -> dict[str, str]:
+    """Environment for running the copy: its own src first, the default MLflow store."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PYTHONPATH"] = str(root / "src")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return env
+
+
+def run_in(root: Path, *command: str, check: bool = True):
+    import subprocess
+
+    result = subprocess.run(list(command), cwd=root, env=project_env(root), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def mlflow_runs(root: Path, experiment: str = "tiny") -> list:
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id]) if found else []
+
+
+TINY_PARAMS = """
+seed: 1
+data: {source: folder, path: images, image_size: 32, split: {train: 0.5, val: 0.25, test: 0.25}}
+mlflow: {experiment: tiny}
+train: {image_size: 32, batch_size: 8, epochs: 2, early_stopping_patience: 0, augment: {flip: horizontal}}
+models:
+  lenet: {learning_rate: 0.001}
+  simple_cnn: {learning_rate: 0.001}
+"""

@@ -122,6 +122,50 @@ class TrainConfig(_Frozen):
     steps_per_execution: int = Field(1, ge=1)
 
 
+BACKBONES = ("vgg16", "vgg19", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0")
+
+
+class TransferConfig(_Frozen):
+    """One ``transfer.<name>`` experiment: a pretrained base, a new head, frozen then fine-tuned."""
+
+    backbone: Literal["vgg16", "vgg19", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0"] = "vgg16"
+    # hed-vgg16 (bundled, offline) | imagenet (downloaded by Keras) | none | a .weights.h5/.keras path
+    weights: str = "hed-vgg16"
+    image_size: int = Field(96, ge=32, le=4096)
+    head: tuple[int, ...] = Field((256,), strict=False)
+    dropout: float = Field(0.4, ge=0.0, lt=1.0)
+    batch_size: int = Field(32, ge=1)
+    frozen_epochs: int = Field(8, ge=0)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    finetune_epochs: int = Field(4, ge=0)
+    finetune_from: str | None = "block5_conv1"  # first base layer to train in phase 2
+    finetune_learning_rate: float = Field(1e-4, gt=0.0)
+    # auto: cache the frozen base's features for phase 1 when augmentation is off
+    cache_features: bool | Literal["auto"] = "auto"
+    augment: AugmentConfig = AugmentConfig(flip="none")
+    class_weight: Literal["none", "balanced"] = "balanced"
+    monitor: Literal["val_auc", "val_loss", "val_accuracy"] = "val_auc"
+    mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = "auto"
+    strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+    deterministic: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TransferConfig:
+        if self.cache_features is True and self.augment.enabled:
+            raise ValueError("cache_features: true conflicts with augmentation (cached features cannot be "
+                             "augmented); set augment.flip: none and zero rotation/brightness/contrast, "
+                             "or cache_features: auto")
+        if self.weights == "hed-vgg16" and self.backbone != "vgg16":
+            raise ValueError(f"weights hed-vgg16 is a VGG-16 base; backbone is {self.backbone!r}")
+        if self.frozen_epochs + self.finetune_epochs == 0:
+            raise ValueError("frozen_epochs + finetune_epochs must be at least 1")
+        return self
+
+    @property
+    def uses_cached_features(self) -> bool:
+        return self.cache_features is True or (self.cache_features == "auto" and not self.augment.enabled)
+
+
 class MlflowConfig(_Frozen):
     experiment: str = "inspectcnn"
     # False: a tracking server that cannot be reached only gives a warning; DVC metrics still land.
@@ -137,6 +181,7 @@ class Params(_Frozen):
     train: TrainConfig = TrainConfig()
     # Only the keys given are overrides of ``train``; merged by :meth:`model`.
     models: dict[str, dict[str, Any]] = Field(default_factory=dict, strict=False)
+    transfer: dict[str, TransferConfig] = Field(default_factory=dict, strict=False)
 
     @field_validator("models")
     @classmethod

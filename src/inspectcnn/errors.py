@@ -15,6 +15,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 
 def user_errors() -> tuple[type[Exception], ...]:
     """USER_ERRORS plus the training errors (imported late: training imports TensorFlow)."""
+    from inspectcnn.transfer import TransferError
     from inspectcnn.training import TrainingError
 
-    return (*USER_ERRORS, TrainingError)
+    return (*USER_ERRORS, TrainingError, TransferError)

@@ -1,0 +1,35 @@
+"""Print params.yaml rewritten for a GPU: native input sizes, full widths, more epochs.
+
+    python -m pipeline.gpu_params > params.gpu.yaml
+"""
+
+from __future__ import annotations
+
+import sys
+
+import yaml
+
+NATIVE_SIZE = {"lenet": 32, "simple_cnn": 32}  # the notes' small networks; everything else 224
+
+
+def gpu_params(params: dict) -> dict:
+    params = dict(params)
+    params["data"] = {**params.get("data", {}), "image_size": 224}
+    params["train"] = {**params.get("train", {}), "batch_size": 64, "epochs": 40, "early_stopping_patience": 8,
+                       "mixed_precision": "auto", "jit_compile": "auto", "width": 1.0}
+    models = {}
+    for name, entry in (params.get("models") or {}).items():
+        arch = (entry or {}).get("arch", name)
+        models[name] = {**(entry or {}), "width": 1.0, "image_size": NATIVE_SIZE.get(arch, 224)}
+    params["models"] = models
+    return params
+
+
+def main() -> None:
+    with open(sys.argv[1] if len(sys.argv) > 1 else "params.yaml", encoding="utf-8") as handle:
+        params = yaml.safe_load(handle)
+    yaml.safe_dump(gpu_params(params), sys.stdout, sort_keys=False)
+
+
+if __name__ == "__main__":
+    main()

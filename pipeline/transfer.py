@@ -1,0 +1,32 @@
+"""DVC stage `transfer@<name>`: one transfer-learning experiment of params.yaml, tracked in MLflow."""
+
+from __future__ import annotations
+
+import argparse
+
+from inspectcnn import paths
+from inspectcnn.cli_support import run_stage
+from inspectcnn.config import ConfigError, load_params
+from inspectcnn.experiment import run_transfer_stage
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True, help="an entry of the transfer: section of params.yaml")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+
+    def work():
+        params = load_params(args.params, check_models=False)
+        if args.name not in params.transfer:
+            raise ConfigError(f"transfer.{args.name}: no such entry; entries: {sorted(params.transfer)}")
+        config = params.transfer[args.name]
+        return run_transfer_stage(args.name, config, params, paths.PREPARED, paths.model_dir(args.name))
+
+    metrics = run_stage(f"transfer@{args.name}", work)
+    print(f"transfer@{args.name}: best val AUC {metrics['best_val_auc']:.4f} ({metrics['best_phase']} phase), "
+          f"{metrics['wall_time_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""End to end in a temporary git + DVC project: dvc repro trains, logs to MLflow, reruns only what changed."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from helpers import TINY_PARAMS, make_project, mlflow_runs, project_env, run_in
+
+pytestmark = pytest.mark.slow
+
+
+def ran_stages(output: str) -> list[str]:
+    return sorted(set(re.findall(r"Running stage '([^']+)'", output)))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("project"), TINY_PARAMS)
+    first = run_in(root, "dvc", "repro")
+    return root, first.stdout
+
+
+def test_repro_trains_every_entry(project):
+    root, output = project
+    assert ran_stages(output) == ["prepare", "train@lenet", "train@simple_cnn"]
+    for name in ("lenet", "simple_cnn"):
+        folder = root / "models" / name
+        assert (folder / "model.keras").stat().st_size > 0
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["epochs_run"] == 2 and 0.0 <= metrics["best_val_auc"] <= 1.0
+        assert (folder / "history.csv").read_text().splitlines()[0].startswith("epoch,")
+
+
+def test_one_finished_mlflow_run_per_entry_with_epochs_and_model(project):
+    import mlflow
+
+    root, _ = project
+    runs = {r.info.run_name: r for r in mlflow_runs(root)}
+    assert set(runs) == {"train@lenet", "train@simple_cnn"}
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    for name, run in runs.items():
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["dvc_stage"] == name and len(run.data.tags["params_hash"]) == 12
+        assert run.data.params["learning_rate"] == "0.001" and run.data.params["augment.flip"] == "horizontal"
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_auc")]
+        assert steps == [0, 1]
+        models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+        assert any(m.source_run_id == run.info.run_id for m in models)
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"history.png", "history.csv"} <= artifacts
+
+
+def test_second_repro_runs_nothing(project):
+    root, _ = project
+    output = run_in(root, "dvc", "repro").stdout
+    assert ran_stages(output) == []
+    assert "up to date" in output.lower()
+
+
+def test_editing_one_learning_rate_reruns_only_that_entry(project):
+    root, _ = project
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("lenet: {learning_rate: 0.001}", "lenet: {learning_rate: 0.002}"))
+    output = run_in(root, "dvc", "repro").stdout
+    assert ran_stages(output) == ["train@lenet"]
+
+
+def test_killed_training_resumes_from_its_last_epoch(tmp_path):
+    params = TINY_PARAMS.replace("epochs: 2", "epochs: 40").replace("  simple_cnn: {learning_rate: 0.001}\n", "")
+    root = make_project(tmp_path / "p", params, images={"ok": 150, "defect": 150})
+    run_in(root, "dvc", "repro", "prepare")
+    process = subprocess.Popen(["python", "-m", "pipeline.train", "--model", "lenet"], cwd=root,
+                               env=project_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    histories = root / "checkpoints"
+    deadline = time.time() + 300
+    done = 0
+    while time.time() < deadline and process.poll() is None:
+        files = list(histories.glob("lenet-*/history.csv"))
+        done = len(files[0].read_text().splitlines()) - 1 if files else 0
+        if done >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert done >= 3, "training finished or never reached epoch 3 before the kill"
+    killed = mlflow_runs(root)[0]
+    assert killed.info.status == "RUNNING"  # a SIGKILLed process cannot close its run
+
+    run_in(root, "python", "-m", "pipeline.train", "--model", "lenet")
+    runs = {r.info.run_id: r for r in mlflow_runs(root)}
+    assert runs[killed.info.run_id].info.status == "KILLED"
+    resumed = next(r for r in runs.values() if r.info.run_id != killed.info.run_id)
+    assert resumed.info.status == "FINISHED"
+    assert resumed.data.tags["resumes_runs"] == killed.info.run_id
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    first_step = min(m.step for m in client.get_metric_history(resumed.info.run_id, "val_auc"))
+    assert first_step >= done  # it started after the epochs already done, not from 0
+    metrics = json.loads((root / "models" / "lenet" / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 40
+    assert not list(histories.glob("lenet-*"))  # the work folder is gone once results are published

@@ -1,0 +1,62 @@
+"""Training in-process on tiny data: determinism, fail-fast checks, divergence."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from inspectcnn.config import DataConfig, TrainConfig
+from inspectcnn.data.prepare import prepare
+from inspectcnn.training import TrainingError, check_before_training, class_weights, train
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from helpers import make_project
+
+    root = tmp_path_factory.mktemp("data")
+    make_project(root, "", images={"ok": 30, "defect": 18})
+    config = DataConfig(source="folder", path=str(root / "images"), image_size=24)
+    prepare(config, root / "prepared", root / "summary.json", seed=0)
+    return root / "prepared"
+
+
+def tiny(**overrides) -> TrainConfig:
+    return TrainConfig(**{"arch": "lenet", "image_size": 24, "batch_size": 8, "epochs": 2,
+                          "early_stopping_patience": 0, **overrides})
+
+
+def test_deterministic_runs_give_identical_weights(prepared, tmp_path):
+    weights = []
+    for attempt in ("a", "b"):
+        config = tiny(deterministic=True, augment={"flip": "horizontal", "rotation": 0.05})
+        result = train("lenet", config, prepared, tmp_path / attempt, seed=3, work_dir=tmp_path / f"w{attempt}")
+        weights.append(keras.saving.load_model(result.model_path).get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_batch_larger_than_training_split_fails_fast(prepared):
+    from inspectcnn.data.prepare import read_meta
+
+    with pytest.raises(TrainingError, match=r"models.x.batch_size: 999 is larger than the training split \(33"):
+        check_before_training("x", tiny(batch_size=999), read_meta(prepared))
+
+
+def test_too_small_input_fails_fast(prepared):
+    from inspectcnn.data.prepare import read_meta
+
+    with pytest.raises(TrainingError, match="at least 63x63"):
+        check_before_training("x", tiny(arch="alexnet", image_size=24), read_meta(prepared))
+
+
+def test_diverging_learning_rate_raises_and_saves_nothing(prepared, tmp_path):
+    config = tiny(learning_rate=10.0, optimizer="sgd", schedule="constant", epochs=3, class_weight="none")
+    with pytest.raises(TrainingError, match="diverged"):
+        train("lenet", config, prepared, tmp_path / "out", seed=0, work_dir=tmp_path / "work")
+    assert not (tmp_path / "out" / "model.keras").exists()
+
+
+def test_balanced_class_weights():
+    assert class_weights([0, 0, 0, 1]) == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
