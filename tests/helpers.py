@@ -88,4 +88,6 @@ train: {image_size: 32, batch_size: 8, epochs: 2, early_stopping_patience: 0, au
 models:
   lenet: {learning_rate: 0.001}
   simple_cnn: {learning_rate: 0.001}
+transfer:
+  tiny_hed: {weights: hed-vgg16, image_size: 32, head: [8], frozen_epochs: 2, finetune_epochs: 1}
 """

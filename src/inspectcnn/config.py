@@ -166,6 +166,31 @@ class TransferConfig(_Frozen):
         return self.cache_features is True or (self.cache_features == "auto" and not self.augment.enabled)
 
 
+class EvaluateConfig(_Frozen):
+    """The ``evaluate:`` section: how test metrics, thresholds and costs are measured."""
+
+    # Decision threshold, chosen on the validation split: max_f1 | youden (max TPR - FPR) | a number in (0, 1).
+    threshold: Literal["max_f1", "youden"] | float = "max_f1"
+    calibration_bins: int = Field(10, ge=2, le=100)
+    latency_runs: int = Field(5, ge=1, le=100)  # timed repetitions; the median is reported
+    latency_batch: int = Field(64, ge=1)
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value):
+        if isinstance(value, float) and not 0.0 < value < 1.0:
+            raise ValueError(f"a fixed threshold must lie strictly between 0 and 1, got {value}")
+        return value
+
+
+class ReportConfig(_Frozen):
+    """The ``report:`` section: ranking, champion and Grad-CAM figures."""
+
+    rank_by: Literal["roc_auc", "pr_auc", "f1", "balanced_accuracy", "accuracy"] = "roc_auc"
+    gradcam_per_category: int = Field(2, ge=0, le=10)  # true/false positives, false negatives per model
+    registry_name: str = Field("inspectcnn-champion", min_length=1)
+
+
 class MlflowConfig(_Frozen):
     experiment: str = "inspectcnn"
     # False: a tracking server that cannot be reached only gives a warning; DVC metrics still land.
@@ -182,6 +207,8 @@ class Params(_Frozen):
     # Only the keys given are overrides of ``train``; merged by :meth:`model`.
     models: dict[str, dict[str, Any]] = Field(default_factory=dict, strict=False)
     transfer: dict[str, TransferConfig] = Field(default_factory=dict, strict=False)
+    evaluate: EvaluateConfig = EvaluateConfig()
+    report: ReportConfig = ReportConfig()
 
     @field_validator("models")
     @classmethod

@@ -238,3 +238,50 @@ def mark_stale_runs(experiment: str, run_name: str) -> list[str]:
     for r in stale:
         client.set_terminated(r.info.run_id, status="KILLED")
     return [r.info.run_id for r in stale]
+
+
+def logged_model_uri(run_id: str) -> str | None:
+    """``models:/<id>`` of the model logged by a run (MLflow 3 logged models), or None."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    run = client.get_run(run_id)
+    found = client.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                        filter_string=f"source_run_id = '{run_id}'")
+    return f"models:/{found[0].model_id}" if found else None
+
+
+def register_champion(run_id: str, registry_name: str, alias: str = "champion") -> str:
+    """Register the run's logged model under ``registry_name`` and point ``alias`` at the new version."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = logged_model_uri(run_id)
+    if uri is None:
+        raise TrackingUnavailableError(f"run {run_id} has no logged model to register")
+    mlflow.set_tracking_uri(tracking_uri())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        version = mlflow.register_model(uri, registry_name)
+    MlflowClient(tracking_uri()).set_registered_model_alias(registry_name, alias, version.version)
+    return f"models:/{registry_name}@{alias}"
+
+
+def load_pyfunc(uri: str):
+    """A model from the registry (``models:/name@alias``) as an MLflow pyfunc."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow.pyfunc.load_model(uri)
+
+
+def download_keras_model(uri: str, folder: Path) -> Path:
+    """The ``.keras`` file behind a registry URI, downloaded to ``folder``."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+    found = sorted(local.rglob("*.keras"))
+    if not found:
+        raise FileNotFoundError(f"{uri} holds no .keras file")
+    return found[0]

@@ -28,7 +28,7 @@ def project(tmp_path_factory):
 
 def test_repro_trains_every_entry(project):
     root, output = project
-    assert ran_stages(output) == ["prepare", "train@lenet", "train@simple_cnn"]
+    assert ran_stages(output) == ["prepare", "train@lenet", "train@simple_cnn", "transfer@tiny_hed"]
     for name in ("lenet", "simple_cnn"):
         folder = root / "models" / name
         assert (folder / "model.keras").stat().st_size > 0
@@ -42,15 +42,19 @@ def test_one_finished_mlflow_run_per_entry_with_epochs_and_model(project):
 
     root, _ = project
     runs = {r.info.run_name: r for r in mlflow_runs(root)}
-    assert set(runs) == {"train@lenet", "train@simple_cnn"}
+    assert set(runs) == {"train@lenet", "train@simple_cnn", "transfer@tiny_hed"}
     client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     for name, run in runs.items():
         assert run.info.status == "FINISHED"
         assert run.data.tags["dvc_stage"] == name and len(run.data.tags["params_hash"]) == 12
-        assert run.data.params["learning_rate"] == "0.001" and run.data.params["augment.flip"] == "horizontal"
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_auc")]
-        assert steps == [0, 1]
-        models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+        if name.startswith("train@"):
+            assert run.data.params["learning_rate"] == "0.001" and run.data.params["augment.flip"] == "horizontal"
+            assert steps == [0, 1]
+        else:  # two frozen epochs on cached features, then one fine-tuning epoch
+            assert run.data.params["weights"] == "hed-vgg16" and run.data.tags["kind"] == "transfer"
+            assert steps == [0, 1, 2]
+        models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
         assert any(m.source_run_id == run.info.run_id for m in models)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"history.png", "history.csv"} <= artifacts
@@ -72,7 +76,7 @@ def test_editing_one_learning_rate_reruns_only_that_entry(project):
 
 
 def test_killed_training_resumes_from_its_last_epoch(tmp_path):
-    params = TINY_PARAMS.replace("epochs: 2", "epochs: 40").replace("  simple_cnn: {learning_rate: 0.001}\n", "")
+    params = TINY_PARAMS.replace("epochs: 2,", "epochs: 40,").replace("  simple_cnn: {learning_rate: 0.001}\n", "")
     root = make_project(tmp_path / "p", params, images={"ok": 150, "defect": 150})
     run_in(root, "dvc", "repro", "prepare")
     process = subprocess.Popen(["python", "-m", "pipeline.train", "--model", "lenet"], cwd=root,
