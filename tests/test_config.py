@@ -108,3 +108,8 @@ def test_params_file_must_be_a_mapping(tmp_path):
     path.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_params(path)
+
+
+def test_models_and_transfer_entries_must_not_share_names():
+    message = error_of({"models": {"lenet": {}}, "transfer": {"lenet": {}}})
+    assert "share entry names ['lenet']" in message

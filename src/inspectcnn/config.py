@@ -218,6 +218,17 @@ class Params(_Frozen):
                 raise ValueError(f"models.{name} must be a mapping of training parameters, got {overrides!r}")
         return models
 
+    @model_validator(mode="after")
+    def _distinct_entries(self) -> Params:
+        shared = sorted(set(self.models) & set(self.transfer))
+        if shared:
+            raise ValueError(f"models and transfer share entry names {shared}: both write models/<name>/, rename one")
+        return self
+
+    def entries(self) -> list[str]:
+        """Every trained model: the models entries, then the transfer experiments."""
+        return [*self.models, *self.transfer]
+
     def model(self, name: str) -> TrainConfig:
         """The training config of one ``models`` entry: ``train`` defaults with the entry's overrides."""
         if name not in self.models:
