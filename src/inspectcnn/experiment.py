@@ -55,7 +55,7 @@ def _tracked(stage: str, kind: str, name: str, config, params: Params, meta: dic
         run.log_artifact(result.history_path)
         import keras
 
-        model = keras.saving.load_model(result.model_path, safe_mode=True)
+        model = keras.saving.load_model(result.model_path, safe_mode=True, compile=False)
         run.log_keras_model(model, tuple(model.input.shape[1:]))
         if run.active:
             result.metrics["mlflow_run_id"] = run.run_id

@@ -97,12 +97,22 @@ class Run:
         return self._run.info.run_id if self._run else None
 
     def keras_callback(self):
-        """Per-epoch metrics (with the epoch as step) and the optimizer's config, or None."""
+        """A Keras callback logging each epoch's metrics with the epoch as step, or None.
+
+        Not mlflow.keras.MlflowCallback: it also logs the optimizer's config as params at every
+        fit(), which MLflow refuses the second time (the fine-tuning phase of a transfer run).
+        """
         if not self._run:
             return None
-        import mlflow.keras
+        import keras
 
-        return mlflow.keras.MlflowCallback(log_every_epoch=True)
+        run = self
+
+        class EpochMetrics(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                run.log_metrics(logs or {}, step=epoch)
+
+        return EpochMetrics()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if self._run:

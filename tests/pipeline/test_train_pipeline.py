@@ -28,7 +28,10 @@ def project(tmp_path_factory):
 
 def test_repro_trains_every_entry(project):
     root, output = project
-    assert ran_stages(output) == ["prepare", "train@lenet", "train@simple_cnn", "transfer@tiny_hed"]
+    assert ran_stages(output) == [
+        "evaluate@lenet", "evaluate@simple_cnn", "evaluate_transfer@tiny_hed", "prepare", "report",
+        "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
+    ]
     for name in ("lenet", "simple_cnn"):
         folder = root / "models" / name
         assert (folder / "model.keras").stat().st_size > 0
@@ -41,7 +44,7 @@ def test_one_finished_mlflow_run_per_entry_with_epochs_and_model(project):
     import mlflow
 
     root, _ = project
-    runs = {r.info.run_name: r for r in mlflow_runs(root)}
+    runs = {r.info.run_name: r for r in mlflow_runs(root) if not r.info.run_name.startswith("evaluate@")}
     assert set(runs) == {"train@lenet", "train@simple_cnn", "transfer@tiny_hed"}
     client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     for name, run in runs.items():
@@ -72,7 +75,7 @@ def test_editing_one_learning_rate_reruns_only_that_entry(project):
     params = root / "params.yaml"
     params.write_text(params.read_text().replace("lenet: {learning_rate: 0.001}", "lenet: {learning_rate: 0.002}"))
     output = run_in(root, "dvc", "repro").stdout
-    assert ran_stages(output) == ["train@lenet"]
+    assert ran_stages(output) == ["evaluate@lenet", "report", "train@lenet"]
 
 
 def test_killed_training_resumes_from_its_last_epoch(tmp_path):

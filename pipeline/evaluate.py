@@ -1,0 +1,32 @@
+"""DVC stage `evaluate@<entry>` / `evaluate_transfer@<entry>`: test-set metrics, curves and cost of one model."""
+
+from __future__ import annotations
+
+import argparse
+
+from inspectcnn import paths
+from inspectcnn.cli_support import run_stage
+from inspectcnn.config import ConfigError, load_params
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True, help="a models: or transfer: entry of params.yaml")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+
+    def work():
+        from inspectcnn.evaluate_stage import evaluate_model
+
+        params = load_params(args.params, check_models=False)
+        if args.name not in params.entries():
+            raise ConfigError(f"{args.name}: not an entry of models: or transfer:; entries: {params.entries()}")
+        return evaluate_model(args.name, params, paths.PREPARED, paths.model_dir(args.name))
+
+    results = run_stage(f"evaluate@{args.name}", work)
+    print(f"evaluate@{args.name}: test accuracy {results['accuracy']:.4f}, ROC-AUC {results['roc_auc']:.4f}, "
+          f"F1 {results['f1']:.4f} at threshold {results['threshold']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""The comparison report: ranking, champion, curves, cost, Grad-CAM, per-group results, context.
+
+Writes a self-contained ``report.html`` (figures embedded as base64 PNG, no network) and a
+``report.md`` from Jinja2 templates, plus ``ranking.csv`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inspectcnn import plots
+from inspectcnn.config import Params
+from inspectcnn.dvc_outputs import read_metrics, write_metrics, write_table
+from inspectcnn.reference import ELPV_TASK, PUBLISHED
+
+log = logging.getLogger(__name__)
+COST_KEYS = ("params", "macs")
+
+
+@dataclass
+class Entry:
+    name: str
+    kind: str  # train | transfer
+    eval: dict
+    training: dict
+    history: list[dict]
+    roc: list[dict]
+    pr: list[dict]
+    predictions: list[dict]
+
+
+def _csv(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def collect(params: Params, models_dir: Path) -> list[Entry]:
+    entries = []
+    for name in params.entries():
+        folder = models_dir / name
+        if not (folder / "eval.json").is_file():
+            raise FileNotFoundError(f"{folder / 'eval.json'} not found: run evaluate for {name} first")
+        entries.append(Entry(
+            name=name, kind="transfer" if name in params.transfer else "train",
+            eval=read_metrics(folder / "eval.json"), training=read_metrics(folder / "metrics.json"),
+            history=_csv(folder / "history.csv"), roc=_csv(folder / "roc.csv"), pr=_csv(folder / "pr.csv"),
+            predictions=_csv(folder / "predictions.csv"),
+        ))
+    return entries
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
+    """Names not dominated: no other model is at least as accurate and at most as costly (one strictly)."""
+    front = set()
+    for name, (accuracy, cost) in points.items():
+        dominated = any(
+            a >= accuracy and c <= cost and (a > accuracy or c < cost)
+            for other, (a, c) in points.items() if other != name
+        )
+        if not dominated:
+            front.add(name)
+    return front
+
+
+def ranking(entries: list[Entry], rank_by: str) -> list[dict]:
+    rows = []
+    for entry in entries:
+        e = entry.eval
+        rows.append({
+            "model": entry.name, "kind": entry.kind,
+            **{k: e[k] for k in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
+                                 "brier", "ece", "threshold")},
+            "params": e["cost"]["params"], "macs": e["cost"]["macs"],
+            "latency_b1_ms": e["cost"]["latency_batch1"]["median_ms"],
+            "throughput_img_s": max(v["images_per_s"] for k, v in e["cost"].items() if k.startswith("latency_batch")),
+            "train_wall_s": entry.training.get("wall_time_s"),
+        })
+    rows.sort(key=lambda r: (r[rank_by] is not None, r[rank_by] or 0.0), reverse=True)
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return rows
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plots.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _figures(entries: list[Entry], rows: list[dict], front_macs: set, front_latency: set) -> dict[str, str]:
+    plt = plots.plt
+    figures = {}
+    colors = plt.cm.tab20(np.linspace(0, 1, max(len(entries), 2)))
+
+    figure, (roc_axis, pr_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for color, entry in zip(colors, entries):
+        roc_axis.plot([float(p["fpr"]) for p in entry.roc], [float(p["tpr"]) for p in entry.roc], color=color,
+                      label=f"{entry.name} ({entry.eval['roc_auc']:.3f})")
+        pr_axis.plot([float(p["recall"]) for p in entry.pr], [float(p["precision"]) for p in entry.pr], color=color,
+                     label=f"{entry.name} ({entry.eval['pr_auc']:.3f})")
+    roc_axis.plot([0, 1], [0, 1], "k:", lw=0.8)
+    roc_axis.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
+    pr_axis.set(xlabel="recall", ylabel="precision", title="precision-recall (test)")
+    for axis in (roc_axis, pr_axis):
+        axis.legend(fontsize=7)
+        axis.grid(alpha=0.3)
+    figures["curves"] = _png(figure)
+
+    columns = 4
+    rows_n = -(-len(entries) // columns)
+    figure, axes = plt.subplots(rows_n, columns, figsize=(3.1 * columns, 2.8 * rows_n), squeeze=False)
+    for axis, entry in zip(axes.ravel(), entries):
+        c = entry.eval["confusion"]
+        matrix = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+        axis.imshow(matrix, cmap="Blues")
+        for (i, j), value in np.ndenumerate(matrix):
+            axis.text(j, i, str(value), ha="center", va="center", color="black" if value < matrix.max() / 2 else "white")
+        axis.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["pred 0", "pred 1"], yticklabels=["true 0", "true 1"],
+                 title=entry.name)
+    for axis in axes.ravel()[len(entries):]:
+        axis.axis("off")
+    figure.tight_layout()
+    figures["confusion"] = _png(figure)
+
+    figure, (loss_axis, auc_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for color, entry in zip(colors, entries):
+        epochs = [int(r["epoch"]) for r in entry.history]
+        loss_axis.plot(epochs, [float(r["val_loss"]) for r in entry.history], color=color, label=entry.name)
+        auc_axis.plot(epochs, [float(r["val_auc"]) for r in entry.history], color=color, label=entry.name)
+    loss_axis.set(xlabel="epoch", ylabel="validation loss", title="learning curves")
+    auc_axis.set(xlabel="epoch", ylabel="validation ROC-AUC")
+    for axis in (loss_axis, auc_axis):
+        axis.grid(alpha=0.3)
+    auc_axis.legend(fontsize=7)
+    figures["learning"] = _png(figure)
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, key, front, label in ((axes[0], "macs", front_macs, "multiply-accumulates per image (log)"),
+                                    (axes[1], "latency_b1_ms", front_latency, "latency, batch 1 (ms, log)")):
+        for row in rows:
+            on_front = row["model"] in front
+            axis.scatter(row[key], row["accuracy"], s=60 if on_front else 25, color="C3" if on_front else "C0")
+            axis.annotate(row["model"], (row[key], row["accuracy"]), fontsize=7, xytext=(3, 3),
+                          textcoords="offset points")
+        ordered = sorted((r for r in rows if r["model"] in front), key=lambda r: r[key])
+        axis.plot([r[key] for r in ordered], [r["accuracy"] for r in ordered], "C3--", lw=1, label="Pareto front")
+        axis.set(xscale="log", xlabel=label, ylabel="test accuracy")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figures["pareto"] = _png(figure)
+    return figures
+
+
+def gradcam_figures(entries: list[Entry], prepared_dir: Path, models_dir: Path, per_category: int) -> dict[str, str]:
+    """For each model: Grad-CAM maps of a few true positives, false positives and false negatives."""
+    if per_category == 0:
+        return {}
+    import keras
+
+    from inspectcnn.data.dataset import load_split
+    from inspectcnn.gradcam import gradcam
+
+    plt = plots.plt
+    found = {}
+    for entry in entries:
+        model = keras.saving.load_model(models_dir / entry.name / "model.keras", safe_mode=True, compile=False)
+        size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
+        picks = []
+        for category, (actual, predicted) in (("TP", (1, 1)), ("FP", (0, 1)), ("FN", (1, 0))):
+            chosen = [p for p in entry.predictions if int(p["actual"]) == actual and int(p["predicted"]) == predicted]
+            chosen.sort(key=lambda p: -abs(float(p["probability"]) - 0.5))  # the most confident first
+            picks += [(category, p) for p in chosen[:per_category]]
+        if not picks:
+            continue
+        wanted = {p["id"] for _, p in picks}
+        images = {}
+        for batch, _, ids, _ in load_split(prepared_dir, "test", image_size=size, batch_size=64, channels=channels,
+                                           with_ids=True, cache=False):
+            for image, item in zip(batch.numpy(), ids.numpy()):
+                if item.decode() in wanted:
+                    images[item.decode()] = image
+        figure, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.5), squeeze=False)
+        for axis, (category, pick) in zip(axes[0], picks):
+            image = images[pick["id"]]
+            axis.imshow(image[..., 0], cmap="gray")
+            axis.imshow(gradcam(model, image), cmap="jet", alpha=0.4)
+            axis.set_title(f"{category} p={float(pick['probability']):.2f}", fontsize=8)
+            axis.axis("off")
+        figure.suptitle(entry.name, fontsize=9)
+        found[entry.name] = _png(figure)
+    return found
+
+
+def architecture_table(entries: list[Entry], models_dir: Path) -> list[dict]:
+    import keras
+
+    from inspectcnn.models.summary import receptive_field
+
+    rows = []
+    for entry in entries:
+        model = keras.saving.load_model(models_dir / entry.name / "model.keras", safe_mode=True, compile=False)
+        try:
+            field = receptive_field(model) if entry.kind == "train" else _backbone_field(model)
+        except ValueError:
+            field = None
+        rows.append({"model": entry.name, "input": entry.eval["cost"]["input"], "params": entry.eval["cost"]["params"],
+                     "macs": entry.eval["cost"]["macs"], "receptive_field": field})
+    return rows
+
+
+def _backbone_field(model) -> int:
+    from inspectcnn.models.summary import receptive_field
+
+    base = model.get_layer("backbone")
+    return receptive_field(base, base.layers[-1].name)
+
+
+def champion_reason(rows: list[dict], rank_by: str, front_macs: set) -> str:
+    best = rows[0]
+    text = f"{best['model']} has the highest test {rank_by.replace('_', '-')} ({best[rank_by]:.3f})"
+    if len(rows) > 1:
+        second = rows[1]
+        text += f", ahead of {second['model']} ({second[rank_by]:.3f})"
+    cost = f"{best['params']:,} parameters, {best['macs'] / 1e6:,.1f} M MACs per image, {best['latency_b1_ms']:.1f} ms"
+    text += f"; it costs {cost} at batch 1"
+    text += " and is on the accuracy/MACs Pareto front." if best["model"] in front_macs else "."
+    cheaper = [r for r in rows[1:] if r["model"] in front_macs and r["macs"] < best["macs"]]
+    if cheaper:
+        alt = max(cheaper, key=lambda r: r[rank_by] or 0.0)
+        text += (f" If compute is tight, {alt['model']} reaches {rank_by.replace('_', '-')} {alt[rank_by]:.3f} "
+                 f"with {alt['macs'] / best['macs']:.1%} of the MACs.")
+    return text
+
+
+def environment() -> dict:
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "scikit-learn": sklearn.__version__, "platform": platform.platform(),
+            "device": ", ".join(g.name for g in gpus) or f"CPU ({platform.machine()})"}
+
+
+def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, out_dir: Path,
+                 register: bool = True) -> dict:
+    """Everything above, rendered; registers the champion in the MLflow Model Registry."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    entries = collect(params, models_dir)
+    rank_by = params.report.rank_by
+    rows = ranking(entries, rank_by)
+    front_macs = pareto_front({r["model"]: (r["accuracy"], r["macs"]) for r in rows})
+    front_latency = pareto_front({r["model"]: (r["accuracy"], r["latency_b1_ms"]) for r in rows})
+    champion = rows[0]["model"]
+    by_name = {e.name: e for e in entries}
+    registered = None
+    if register:
+        run_id = by_name[champion].training.get("mlflow_run_id")
+        if run_id:
+            from inspectcnn import tracking
+
+            registered = tracking.register_champion(run_id, params.report.registry_name)
+    context = {
+        "rows": rows, "rank_by": rank_by, "champion": champion,
+        "reason": champion_reason(rows, rank_by, front_macs), "registered": registered,
+        "front_macs": sorted(front_macs), "front_latency": sorted(front_latency),
+        "figures": _figures(entries, rows, front_macs, front_latency),
+        "gradcams": gradcam_figures(entries, prepared_dir, models_dir, params.report.gradcam_per_category),
+        "groups": {e.name: e.eval["groups"] for e in entries if e.eval["groups"]},
+        "data": json.loads(summary_path.read_text()) if summary_path.is_file() else {},
+        "architectures": architecture_table(entries, models_dir),
+        "published": PUBLISHED, "task": ELPV_TASK, "environment": environment(),
+        "threshold_rule": params.evaluate.threshold,
+    }
+    templates = Environment(loader=PackageLoader("inspectcnn", "templates"),
+                            autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("report.html", "report.md"):
+        text = templates.get_template(f"{name}.j2").render(**context)
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out_dir / name)
+    write_table(out_dir / "ranking.csv", rows)
+    summary = {"champion": champion, "rank_by": rank_by, "champion_" + rank_by: rows[0][rank_by],
+               "champion_accuracy": rows[0]["accuracy"], "registered": registered or "", "models": len(rows)}
+    write_metrics(out_dir / "summary.json", summary)
+    return summary

@@ -1,0 +1,80 @@
+"""What users look at, from the tiny project: report, DVC metrics/plots, registry, predict."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+
+from helpers import run_in
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from helpers import TINY_PARAMS, make_project
+
+    root = make_project(tmp_path_factory.mktemp("report"), TINY_PARAMS)
+    run_in(root, "dvc", "repro")
+    return root
+
+
+def test_report_names_every_model_and_embeds_each_figure(project):
+    html = (project / "reports" / "report.html").read_text()
+    for name in ("lenet", "simple_cnn", "tiny_hed"):
+        assert name in html
+    for figure in ("ROC and PR curves", "accuracy against MACs", "confusion matrices", "learning curves",
+                   "Grad-CAM lenet"):
+        assert re.search(f'alt="{figure}[^"]*" src="data:image/png;base64,[A-Za-z0-9+/=]{{200,}}"', html), figure
+    assert "http://" not in html and "https://" not in html  # self-contained
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    assert summary["champion"] in ("lenet", "simple_cnn", "tiny_hed") and summary["models"] == 3
+    assert "Champion" in (project / "reports" / "report.md").read_text()
+
+
+def test_dvc_metrics_and_plots_show(project):
+    metrics = run_in(project, "dvc", "metrics", "show", "--json").stdout
+    for name in ("lenet", "simple_cnn", "tiny_hed"):
+        assert f"models/{name}/eval.json" in metrics
+    plots = run_in(project, "dvc", "plots", "show", "--json").stdout
+    assert "models/lenet/roc.csv" in plots and "models/lenet/history.csv" in plots
+
+
+def test_eval_metrics_are_consistent(project):
+    result = json.loads((project / "models" / "lenet" / "eval.json").read_text())
+    c = result["confusion"]
+    assert c["tn"] + c["fp"] + c["fn"] + c["tp"] == result["count"] == 16  # 25 % of 64
+    assert result["accuracy"] == pytest.approx((c["tp"] + c["tn"]) / result["count"])
+    assert result["cost"]["latency_batch1"]["median_ms"] > 0 and result["cost"]["macs"] > 0
+
+
+def test_champion_is_registered_and_predicts_through_pyfunc(project):
+    import mlflow
+    import numpy as np
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/inspectcnn-champion@champion")
+    shape = model.metadata.get_input_schema().inputs[0].shape
+    x = np.random.default_rng(0).random((2, *shape[1:]), dtype=np.float32)
+    predictions = np.asarray(model.predict(x)).ravel()
+    assert predictions.shape == (2,) and np.all((predictions >= 0) & (predictions <= 1))
+
+
+def test_predict_reports_a_corrupt_file_and_scores_the_rest(project, tmp_path):
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    images = sorted((project / "images" / "ok").glob("*.png"))[:3]
+    for image in images:
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "predictions.csv"
+    result = run_in(project, "python", "-m", "inspectcnn.cli", "predict", "--model",
+                    "models/lenet/model.keras", str(folder), "--out", str(out))
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["path"].rsplit("/", 1)[-1] for r in rows) == sorted(i.name for i in images)
+    assert all(0 <= float(r["probability"]) <= 1 and r["label"] in ("0", "1") for r in rows)
+    assert "broken.png" in result.stdout + result.stderr and "1 skipped" in result.stdout
