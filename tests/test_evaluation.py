@@ -1,0 +1,72 @@
+"""Evaluation metrics against hand-computed values, threshold rules, Grad-CAM."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from inspectcnn.evaluation import (
+    Predictions, choose_threshold, classification_metrics, expected_calibration_error, per_group,
+)
+
+# Eight test items, threshold 0.5: predicted positive = the last four.
+LABELS = np.array([0, 0, 0, 1, 0, 1, 1, 1])
+PROBS = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])
+
+
+def test_metrics_by_hand():
+    m = classification_metrics(LABELS, PROBS, 0.5, bins=2)
+    # predicted 1 for 0.6 (neg), 0.7, 0.8, 0.9 (pos); 0.4 is a missed positive
+    assert m["confusion"] == {"tn": 3, "fp": 1, "fn": 1, "tp": 3}
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["precision"] == pytest.approx(3 / 4) and m["recall"] == pytest.approx(3 / 4)
+    assert m["f1"] == pytest.approx(0.75)
+    assert m["balanced_accuracy"] == pytest.approx((3 / 4 + 3 / 4) / 2)
+    # ROC-AUC: of the 16 (pos, neg) pairs only (0.4 vs 0.6) is misordered -> 15/16
+    assert m["roc_auc"] == pytest.approx(15 / 16)
+    assert m["brier"] == pytest.approx(np.mean((PROBS - LABELS) ** 2))
+    # two bins: [0, .5) holds 0.1..0.4 (mean conf .25, accuracy 1/4); [.5, 1] holds 0.6..0.9 (.75, 3/4)
+    assert m["ece"] == pytest.approx(0.0)
+    assert expected_calibration_error(np.array([1, 1]), np.array([0.9, 0.7]), bins=10) == pytest.approx(0.2)
+
+
+def test_threshold_rules_give_the_known_thresholds():
+    # max F1: at 0.4, tp 4, fp 1 -> F1 = 8/9 = 0.889, the best; at 0.7, tp 3, fn 1 -> 6/7 = 0.857
+    assert choose_threshold(LABELS, PROBS, "max_f1") == pytest.approx(0.4)
+    # Youden J = TPR - FPR: at 0.4 -> 1 - 1/4 = .75; at 0.7 -> 3/4 - 0 = .75; roc_curve keeps the
+    # higher threshold first, so argmax picks 0.7
+    assert choose_threshold(LABELS, PROBS, "youden") == pytest.approx(0.7)
+    assert choose_threshold(LABELS, PROBS, 0.33) == 0.33
+
+
+def test_single_class_subset_gives_no_ranking_metrics():
+    m = classification_metrics(np.array([1, 1]), np.array([0.2, 0.9]), 0.5)
+    assert m["roc_auc"] is None and m["recall"] == 0.5
+
+
+def test_per_group_splits_the_items():
+    predictions = Predictions([str(i) for i in range(8)], LABELS, PROBS, ["a", "b"] * 4)
+    groups = per_group(predictions, 0.5)
+    assert set(groups) == {"a", "b"} and groups["a"]["count"] == groups["b"]["count"] == 4
+
+
+def test_gradcam_of_a_trained_model_has_the_input_size_and_is_not_constant():
+    from inspectcnn.gradcam import gradcam
+    from inspectcnn.models import build_model
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    # defect = a bright square somewhere; the network must learn to look at it
+    x = rng.random((96, 32, 32, 1), dtype=np.float32) * 0.3
+    y = np.zeros((96, 1), dtype=np.float32)
+    for i in range(0, 96, 2):
+        r, c = rng.integers(4, 24, 2)
+        x[i, r:r + 6, c:c + 6] = 1.0
+        y[i] = 1
+    model = build_model("simple_cnn", (32, 32, 1), width=0.5)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
+    model.fit(x, y, epochs=15, batch_size=16, verbose=0)
+    heat = gradcam(model, x[0])
+    assert heat.shape == (32, 32)
+    assert heat.max() == pytest.approx(1.0) and heat.std() > 0.05
