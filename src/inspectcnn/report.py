@@ -161,19 +161,25 @@ def _figures(entries: list[Entry], rows: list[dict], front_macs: set, front_late
     return figures
 
 
-def gradcam_figures(entries: list[Entry], prepared_dir: Path, models_dir: Path, per_category: int) -> dict[str, str]:
+def load_models(entries: list[Entry], models_dir: Path) -> dict:
+    """Each trained model, loaded once (safe mode) for the Grad-CAM figures and the architecture table."""
+    import keras
+
+    return {e.name: keras.saving.load_model(models_dir / e.name / "model.keras", safe_mode=True, compile=False)
+            for e in entries}
+
+
+def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_category: int) -> dict[str, str]:
     """For each model: Grad-CAM maps of a few true positives, false positives and false negatives."""
     if per_category == 0:
         return {}
-    import keras
-
     from inspectcnn.data.dataset import load_split
     from inspectcnn.gradcam import gradcam
 
     plt = plots.plt
     found = {}
     for entry in entries:
-        model = keras.saving.load_model(models_dir / entry.name / "model.keras", safe_mode=True, compile=False)
+        model = models[entry.name]
         size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
         picks = []
         for category, (actual, predicted) in (("TP", (1, 1)), ("FP", (0, 1)), ("FN", (1, 0))):
@@ -201,14 +207,12 @@ def gradcam_figures(entries: list[Entry], prepared_dir: Path, models_dir: Path, 
     return found
 
 
-def architecture_table(entries: list[Entry], models_dir: Path) -> list[dict]:
-    import keras
-
+def architecture_table(entries: list[Entry], models: dict) -> list[dict]:
     from inspectcnn.models.summary import receptive_field
 
     rows = []
     for entry in entries:
-        model = keras.saving.load_model(models_dir / entry.name / "model.keras", safe_mode=True, compile=False)
+        model = models[entry.name]
         try:
             field = receptive_field(model) if entry.kind == "train" else _backbone_field(model)
         except ValueError:
@@ -265,6 +269,7 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
     front_latency = pareto_front({r["model"]: (r["accuracy"], r["latency_b1_ms"]) for r in rows})
     champion = rows[0]["model"]
     by_name = {e.name: e for e in entries}
+    models = load_models(entries, models_dir)
     registered = None
     if register:
         run_id = by_name[champion].training.get("mlflow_run_id")
@@ -277,10 +282,10 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
         "reason": champion_reason(rows, rank_by, front_macs), "registered": registered,
         "front_macs": sorted(front_macs), "front_latency": sorted(front_latency),
         "figures": _figures(entries, rows, front_macs, front_latency),
-        "gradcams": gradcam_figures(entries, prepared_dir, models_dir, params.report.gradcam_per_category),
+        "gradcams": gradcam_figures(entries, models, prepared_dir, params.report.gradcam_per_category),
         "groups": {e.name: e.eval["groups"] for e in entries if e.eval["groups"]},
         "data": json.loads(summary_path.read_text()) if summary_path.is_file() else {},
-        "architectures": architecture_table(entries, models_dir),
+        "architectures": architecture_table(entries, models),
         "published": PUBLISHED, "task": ELPV_TASK, "environment": environment(),
         "threshold_rule": params.evaluate.threshold,
     }
