@@ -1,4 +1,4 @@
-"""Training in-process on tiny data: determinism, fail-fast checks, divergence."""
+"""Training in-process on tiny data: determinism, class weights (faults: tests/reliability)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from inspectcnn.config import DataConfig, TrainConfig
 from inspectcnn.data.prepare import prepare
-from inspectcnn.training import TrainingError, check_before_training, class_weights, train
+from inspectcnn.training import class_weights, train
 
 
 @pytest.fixture(scope="module")
@@ -35,27 +35,6 @@ def test_deterministic_runs_give_identical_weights(prepared, tmp_path):
         weights.append(keras.saving.load_model(result.model_path).get_weights())
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
-
-
-def test_batch_larger_than_training_split_fails_fast(prepared):
-    from inspectcnn.data.prepare import read_meta
-
-    with pytest.raises(TrainingError, match=r"models.x.batch_size: 999 is larger than the training split \(33"):
-        check_before_training("x", tiny(batch_size=999), read_meta(prepared))
-
-
-def test_too_small_input_fails_fast(prepared):
-    from inspectcnn.data.prepare import read_meta
-
-    with pytest.raises(TrainingError, match="at least 63x63"):
-        check_before_training("x", tiny(arch="alexnet", image_size=24), read_meta(prepared))
-
-
-def test_diverging_learning_rate_raises_and_saves_nothing(prepared, tmp_path):
-    config = tiny(learning_rate=10.0, optimizer="sgd", schedule="constant", epochs=3, class_weight="none")
-    with pytest.raises(TrainingError, match="diverged"):
-        train("lenet", config, prepared, tmp_path / "out", seed=0, work_dir=tmp_path / "work")
-    assert not (tmp_path / "out" / "model.keras").exists()
 
 
 def test_balanced_class_weights():

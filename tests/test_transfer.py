@@ -73,13 +73,6 @@ def test_missing_weights_file(tmp_path):
         load_base(TransferConfig(weights=str(tmp_path / "nope.weights.h5"), image_size=32))
 
 
-def test_unknown_backbone_and_wrong_weights_pairing_fail_in_config():
-    with pytest.raises(ConfigError, match="transfer.x.backbone"):
-        parse_params({"transfer": {"x": {"backbone": "alexnet"}}}, check_models=False)
-    with pytest.raises(ConfigError, match="hed-vgg16 is a VGG-16 base"):
-        parse_params({"transfer": {"x": {"backbone": "resnet50", "weights": "hed-vgg16"}}}, check_models=False)
-
-
 def test_saved_transfer_model_loads_in_safe_mode(tmp_path):
     model = build_transfer_model(TransferConfig(backbone="mobilenet_v2", weights="none", image_size=32), channels=1)
     x = np.random.default_rng(0).random((2, 32, 32, 1)).astype("float32")

@@ -45,7 +45,9 @@ def load_for_prediction(model_ref: str, workdir: Path):
         path = Path(model_ref)
         if not path.is_file():
             raise FileNotFoundError(f"model {model_ref} not found (a .keras file or models:/name@alias)")
-    return keras.saving.load_model(path, safe_mode=True, compile=False), path
+    from inspectcnn.models.saving import load_model
+
+    return load_model(path), path
 
 
 def predict(model_ref: str, targets: list[str], out: Path, threshold: float | None = None,

@@ -38,3 +38,25 @@ def write_table(path: str | Path, rows: Iterable[Mapping], fieldnames: list[str]
 
 def read_metrics(path: str | Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# Numbers that differ between two executions of the same stage with the same inputs (timings,
+# MLflow run ids) go to a separate ``*run.json`` file, so that ``metrics.json``/``eval.json`` are
+# byte-identical across deterministic reruns and ``dvc metrics diff`` shows only real changes.
+RUN_KEYS = ("wall_time_s", "train_images_per_s", "mlflow_run_id", "feature_extraction_s", "frozen_phase_s",
+            "finetune_phase_s", "finetune_images_per_s")
+
+
+def write_split_metrics(folder: str | Path, metrics: Mapping, name: str = "metrics.json",
+                        run_name: str = "run.json") -> None:
+    """``metrics`` into ``name`` (reproducible numbers) and ``run_name`` (RUN_KEYS: this execution's)."""
+    folder = Path(folder)
+    write_metrics(folder / run_name, {k: v for k, v in metrics.items() if k in RUN_KEYS})
+    write_metrics(folder / name, {k: v for k, v in metrics.items() if k not in RUN_KEYS})
+
+
+def read_split_metrics(folder: str | Path, name: str = "metrics.json", run_name: str = "run.json") -> dict:
+    """The two files of :func:`write_split_metrics` merged (a missing run file counts as empty)."""
+    folder = Path(folder)
+    run_file = folder / run_name
+    return {**read_metrics(folder / name), **(read_metrics(run_file) if run_file.is_file() else {})}

@@ -15,7 +15,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 
 def user_errors() -> tuple[type[Exception], ...]:
     """USER_ERRORS plus the training errors (imported late: training imports TensorFlow)."""
+    from inspectcnn.models.saving import UnsafeModelError
     from inspectcnn.transfer import TransferError
     from inspectcnn.training import TrainingError
 
-    return (*USER_ERRORS, TrainingError, TransferError)
+    return (*USER_ERRORS, TrainingError, TransferError, UnsafeModelError)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import keras
-
 from inspectcnn import evaluation
 from inspectcnn.config import Params
 from inspectcnn.data.dataset import load_split
-from inspectcnn.dvc_outputs import read_metrics, write_metrics, write_table
+from inspectcnn.dvc_outputs import read_split_metrics, write_metrics, write_table
+from inspectcnn.models.saving import load_model
 from inspectcnn.models.summary import count_macs
 
 log = logging.getLogger(__name__)
@@ -21,7 +20,7 @@ def evaluate_model(name: str, params: Params, prepared_dir: Path, model_dir: Pat
     model_path = model_dir / "model.keras"
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path} not found: run its train/transfer stage first")
-    model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    model = load_model(model_path)
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
     load = dict(image_size=size, batch_size=64, channels=channels, with_ids=True)
     config = params.evaluate
@@ -36,12 +35,15 @@ def evaluate_model(name: str, params: Params, prepared_dir: Path, model_dir: Pat
         "params": int(model.count_params()),
         "macs": int(count_macs(model)),
         "input": f"{size}x{size}x{channels}",
+    }
+    # Latencies change from one execution to the next: eval_run.json, not eval.json.
+    latency = {
         "latency_batch1": evaluation.latency(model, (size, size, channels), 1, config.latency_runs),
         f"latency_batch{config.latency_batch}": evaluation.latency(model, (size, size, channels),
                                                                    config.latency_batch, config.latency_runs),
     }
-    training = read_metrics(model_dir / "metrics.json")
-    results["training"] = {k: training[k] for k in ("wall_time_s", "epochs_run", "best_val_auc") if k in training}
+    training = read_split_metrics(model_dir)
+    results["training"] = {k: training[k] for k in ("epochs_run", "best_val_auc") if k in training}
 
     roc, pr = evaluation.curves(test.labels, test.probabilities)
     write_table(model_dir / "roc.csv", roc)
@@ -52,6 +54,8 @@ def evaluate_model(name: str, params: Params, prepared_dir: Path, model_dir: Pat
         for i, g, a, p, q in zip(test.ids, test.groups, test.labels, test.probabilities, predicted)
     ])
     write_metrics(model_dir / "eval.json", results)
+    write_metrics(model_dir / "eval_run.json", latency)
+    results["cost"].update(latency)
     _log_to_mlflow(name, params, training.get("mlflow_run_id"), results, model_dir)
     return results
 
@@ -70,7 +74,7 @@ def _log_to_mlflow(name: str, params: Params, train_run_id: str | None, results:
                             params={"entry": name, **params.evaluate.model_dump()}, tags=tags,
                             required=params.mlflow.required) as run:
         run.log_metrics(flat)
-        for table in ("predictions.csv", "roc.csv", "pr.csv", "eval.json"):
+        for table in ("predictions.csv", "roc.csv", "pr.csv", "eval.json", "eval_run.json"):
             run.log_artifact(model_dir / table)
     log.info("%s: test ROC-AUC %.4f, accuracy %.4f at threshold %.3f", name, results["roc_auc"] or float("nan"),
              results["accuracy"], results["threshold"])

@@ -53,13 +53,13 @@ def _tracked(stage: str, kind: str, name: str, config, params: Params, meta: dic
         run.log_figure(figure, "history.png")
         plots.close(figure)
         run.log_artifact(result.history_path)
-        import keras
+        from inspectcnn.models.saving import load_model
 
-        model = keras.saving.load_model(result.model_path, safe_mode=True, compile=False)
+        model = load_model(result.model_path)
         run.log_keras_model(model, tuple(model.input.shape[1:]))
         if run.active:
             result.metrics["mlflow_run_id"] = run.run_id
-            from inspectcnn.dvc_outputs import write_metrics
+            from inspectcnn.dvc_outputs import write_split_metrics
 
-            write_metrics(out_dir / "metrics.json", result.metrics)
+            write_split_metrics(out_dir, result.metrics)
     return result.metrics

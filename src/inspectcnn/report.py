@@ -19,7 +19,7 @@ import numpy as np
 
 from inspectcnn import plots
 from inspectcnn.config import Params
-from inspectcnn.dvc_outputs import read_metrics, write_metrics, write_table
+from inspectcnn.dvc_outputs import read_metrics, read_split_metrics, write_metrics, write_table
 from inspectcnn.reference import ELPV_TASK, PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,18 @@ def collect(params: Params, models_dir: Path) -> list[Entry]:
             raise FileNotFoundError(f"{folder / 'eval.json'} not found: run evaluate for {name} first")
         entries.append(Entry(
             name=name, kind="transfer" if name in params.transfer else "train",
-            eval=read_metrics(folder / "eval.json"), training=read_metrics(folder / "metrics.json"),
+            eval=_evaluation(folder), training=read_split_metrics(folder),
             history=_csv(folder / "history.csv"), roc=_csv(folder / "roc.csv"), pr=_csv(folder / "pr.csv"),
             predictions=_csv(folder / "predictions.csv"),
         ))
     return entries
+
+
+def _evaluation(folder: Path) -> dict:
+    """eval.json with the latencies of eval_run.json put back under "cost"."""
+    results = read_metrics(folder / "eval.json")
+    results["cost"].update(read_metrics(folder / "eval_run.json"))
+    return results
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
@@ -163,10 +170,9 @@ def _figures(entries: list[Entry], rows: list[dict], front_macs: set, front_late
 
 def load_models(entries: list[Entry], models_dir: Path) -> dict:
     """Each trained model, loaded once (safe mode) for the Grad-CAM figures and the architecture table."""
-    import keras
+    from inspectcnn.models.saving import load_model
 
-    return {e.name: keras.saving.load_model(models_dir / e.name / "model.keras", safe_mode=True, compile=False)
-            for e in entries}
+    return {e.name: load_model(models_dir / e.name / "model.keras") for e in entries}
 
 
 def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_category: int) -> dict[str, str]:

@@ -158,11 +158,37 @@ class Run:
             mlflow.keras.log_model(model, name=name, signature=signature)
 
 
-def _check_reachable(uri: str) -> None:
+def redact(uri: str) -> str:
+    """``uri`` with any user name and password replaced by ***, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def _redacted(error: Exception, uri: str) -> str:
+    return str(error).replace(uri, redact(uri))
+
+
+def _check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of HTTP retries, when the store cannot be reached."""
     if uri.startswith("sqlite:///"):
         folder = Path(uri.removeprefix("sqlite:///")).parent
         if not folder.is_dir():
             raise TrackingUnavailableError(f"MLflow store {uri}: folder {folder} does not exist")
+    elif uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+        except requests.RequestException as error:
+            raise TrackingUnavailableError(f"no MLflow server answers at {redact(uri)} "
+                                           f"({type(error).__name__})") from None
 
 
 @contextlib.contextmanager
@@ -191,10 +217,12 @@ def start_run(
     except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same here
         if required:
             raise TrackingUnavailableError(
-                f"cannot reach the MLflow tracking store {uri}: {error}. Fix MLFLOW_TRACKING_URI, or set "
-                "mlflow.required: false in params.yaml to train without it (metrics still go to DVC files)"
+                f"cannot reach the MLflow tracking store {redact(uri)}: {_redacted(error, uri)}. Fix "
+                "MLFLOW_TRACKING_URI, or set mlflow.required: false in params.yaml to train without it "
+                "(metrics still go to the DVC metrics files)"
             ) from None
-        log.warning("MLflow store %s unreachable (%s): training without MLflow", uri, error)
+        log.warning("MLflow store %s unreachable (%s): running WITHOUT MLflow tracking; the metrics are only "
+                    "in the DVC metrics files", redact(uri), _redacted(error, uri))
         yield Run(None)
         return
 

@@ -20,6 +20,7 @@ import numpy as np
 from keras import layers
 
 from inspectcnn.config import TransferConfig
+from inspectcnn.models.saving import load_model
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _load_file(base: keras.Model, path: Path) -> None:
         base.load_weights(path)
         return
     if path.suffix == ".keras":
-        source = keras.saving.load_model(path, safe_mode=True, compile=False)
+        source = load_model(path)
         by_name = {layer.name: layer for layer in source.layers}
         if "backbone" in by_name:  # a transfer model saved by this project
             by_name = {layer.name: layer for layer in by_name["backbone"].layers}
@@ -204,11 +205,17 @@ def head_model(model: keras.Model) -> keras.Model:
 
 def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir: Path, *, seed: int,
                  run=None, work_dir: Path) -> "TrainResult":  # noqa: F821 - forward reference
-    """Both phases; writes model.keras, history.csv and metrics.json like the training stage."""
+    """Both phases; writes model.keras, history.csv and metrics.json like the training stage.
+
+    Resumable like training: ``work_dir`` keeps each phase's BackupAndRestore state, the cached
+    features, and ``frozen.keras`` once phase 1 is complete; a killed run picks up from its last
+    completed epoch (of either phase) and does not extract the features again.
+    """
     from inspectcnn.data.dataset import load_split
     from inspectcnn.data.prepare import read_meta
     from inspectcnn.training import (
-        ThroughputMeter, _best_so_far, _publish, _read_history, _train_labels, class_weights, configure_precision,
+        NanGuard, ThroughputMeter, TrainingError, _best_so_far, _publish, _read_history, _train_labels,
+        allow_async_dispatch, class_weights, configure_precision,
     )
 
     meta = read_meta(prepared_dir)
@@ -225,40 +232,64 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
 
     work_dir.mkdir(parents=True, exist_ok=True)
     history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
-    history_path.unlink(missing_ok=True)
+    frozen_path, features_path = work_dir / "frozen.keras", work_dir / "features.npz"
     weights = class_weights(_train_labels(prepared_dir)) if config.class_weight == "balanced" else None
     load = dict(image_size=config.image_size, batch_size=config.batch_size, channels=channels)
     train_count = int(meta["splits"]["train"]["count"])
     mode = "min" if config.monitor == "val_loss" else "max"
 
-    def callbacks(meter):
-        found = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(str(history_path), append=True), meter]
+    def callbacks(meter, phase: str, nan_guard, *checkpoint):
+        found = [keras.callbacks.BackupAndRestore(str(work_dir / f"backup-{phase}"), delete_checkpoint=False),
+                 nan_guard, *checkpoint, keras.callbacks.CSVLogger(str(history_path), append=True), meter]
         if run is not None and (callback := run.keras_callback()) is not None:
             found.append(callback)
+        allow_async_dispatch(found)
         return found
+
+    def check_finite(nan_guard) -> None:
+        if nan_guard.diverged_at is not None:
+            import shutil
+
+            shutil.rmtree(work_dir, ignore_errors=True)
+            raise TrainingError(f"transfer.{name}: the loss became NaN/inf in epoch {nan_guard.diverged_at} - "
+                                "lower the learning rates; no model was saved")
 
     started = time.perf_counter()
     timings = {}
     val_data = load_split(prepared_dir, "val", **load)
-    if config.frozen_epochs:
+    if config.frozen_epochs and frozen_path.is_file():
+        log.info("transfer %s: phase 1 already complete in %s, resuming with phase 2", name, work_dir)
+        model = load_model(frozen_path)
+    elif config.frozen_epochs:
         _compile(model, config.learning_rate)
         phase_start = time.perf_counter()
-        meter = ThroughputMeter(train_count)
+        meter, nan_guard = ThroughputMeter(train_count), NanGuard()
         if config.uses_cached_features:
-            train_plain = load_split(prepared_dir, "train", **load)
-            x_train, y_train = extract_features(model, train_plain)
-            x_val, y_val = extract_features(model, val_data)
-            timings["feature_extraction_s"] = round(time.perf_counter() - phase_start, 2)
+            if features_path.is_file():
+                with np.load(features_path) as cached:
+                    x_train, y_train, x_val, y_val = (cached[k] for k in ("x_train", "y_train", "x_val", "y_val"))
+            else:
+                x_train, y_train = extract_features(model, load_split(prepared_dir, "train", **load))
+                x_val, y_val = extract_features(model, val_data)
+                tmp = work_dir / ".features.tmp.npz"
+                np.savez(tmp, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
+                tmp.replace(features_path)
+                timings["feature_extraction_s"] = round(time.perf_counter() - phase_start, 2)
             head_only = head_model(model)
             _compile(head_only, config.learning_rate)
             head_only.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.frozen_epochs,
-                          batch_size=config.batch_size, class_weight=weights, callbacks=callbacks(meter), verbose=2)
+                          batch_size=config.batch_size, class_weight=weights,
+                          callbacks=callbacks(meter, "frozen", nan_guard), verbose=2)
         else:
             train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
             model.fit(train_data, validation_data=val_data, epochs=config.frozen_epochs, class_weight=weights,
-                      callbacks=callbacks(meter), verbose=2)
+                      callbacks=callbacks(meter, "frozen", nan_guard), shuffle=False, verbose=2)
+        check_finite(nan_guard)
         timings["frozen_phase_s"] = round(time.perf_counter() - phase_start, 2)
         model.save(best_path)
+        tmp = work_dir / ".frozen.tmp.keras"
+        model.save(tmp)
+        tmp.replace(frozen_path)  # phase 1 is complete only once this file exists
 
     trainable = []
     if config.finetune_epochs:
@@ -267,12 +298,13 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
         best = _best_so_far(history_path, config.monitor, mode)
         phase_start = time.perf_counter()
         train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
-        meter = ThroughputMeter(train_count)
+        meter, nan_guard = ThroughputMeter(train_count), NanGuard()
         checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), monitor=config.monitor, mode=mode,
                                                      save_best_only=True, initial_value_threshold=best)
         model.fit(train_data, validation_data=val_data, initial_epoch=config.frozen_epochs,
                   epochs=config.frozen_epochs + config.finetune_epochs, class_weight=weights,
-                  callbacks=[checkpoint, *callbacks(meter)], verbose=2)
+                  callbacks=callbacks(meter, "finetune", nan_guard, checkpoint), shuffle=False, verbose=2)
+        check_finite(nan_guard)
         timings["finetune_phase_s"] = round(time.perf_counter() - phase_start, 2)
         timings["finetune_images_per_s"] = round(meter.images_per_s, 2)
 

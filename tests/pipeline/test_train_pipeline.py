@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
-import time
 
 import pytest
 
-from helpers import TINY_PARAMS, make_project, mlflow_runs, project_env, run_in
+from helpers import TINY_PARAMS, make_project, mlflow_runs, run_in
 
 pytestmark = pytest.mark.slow
 
@@ -76,40 +73,3 @@ def test_editing_one_learning_rate_reruns_only_that_entry(project):
     params.write_text(params.read_text().replace("lenet: {learning_rate: 0.001}", "lenet: {learning_rate: 0.002}"))
     output = run_in(root, "dvc", "repro").stdout
     assert ran_stages(output) == ["evaluate@lenet", "report", "train@lenet"]
-
-
-def test_killed_training_resumes_from_its_last_epoch(tmp_path):
-    params = TINY_PARAMS.replace("epochs: 2,", "epochs: 40,").replace("  simple_cnn: {learning_rate: 0.001}\n", "")
-    root = make_project(tmp_path / "p", params, images={"ok": 150, "defect": 150})
-    run_in(root, "dvc", "repro", "prepare")
-    process = subprocess.Popen(["python", "-m", "pipeline.train", "--model", "lenet"], cwd=root,
-                               env=project_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    histories = root / "checkpoints"
-    deadline = time.time() + 300
-    done = 0
-    while time.time() < deadline and process.poll() is None:
-        files = list(histories.glob("lenet-*/history.csv"))
-        done = len(files[0].read_text().splitlines()) - 1 if files else 0
-        if done >= 3:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert done >= 3, "training finished or never reached epoch 3 before the kill"
-    killed = mlflow_runs(root)[0]
-    assert killed.info.status == "RUNNING"  # a SIGKILLed process cannot close its run
-
-    run_in(root, "python", "-m", "pipeline.train", "--model", "lenet")
-    runs = {r.info.run_id: r for r in mlflow_runs(root)}
-    assert runs[killed.info.run_id].info.status == "KILLED"
-    resumed = next(r for r in runs.values() if r.info.run_id != killed.info.run_id)
-    assert resumed.info.status == "FINISHED"
-    assert resumed.data.tags["resumes_runs"] == killed.info.run_id
-    import mlflow
-
-    client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    first_step = min(m.step for m in client.get_metric_history(resumed.info.run_id, "val_auc"))
-    assert first_step >= done  # it started after the epochs already done, not from 0
-    metrics = json.loads((root / "models" / "lenet" / "metrics.json").read_text())
-    assert metrics["epochs_run"] == 40
-    assert not list(histories.glob("lenet-*"))  # the work folder is gone once results are published

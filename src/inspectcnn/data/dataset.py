@@ -106,6 +106,10 @@ def load_split(
         buffer = min(int(meta["splits"][split]["count"]), 10_000)
         data = data.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
+    # TFRecord reads have unknown length; stating it lets Keras plan epochs without running dry.
+    count = int(meta["splits"][split]["count"])
+    data = data.apply(tf.data.experimental.assert_cardinality(
+        count // batch_size if drop_remainder else -(-count // batch_size)))
 
     augmenter = augmentation(augment, seed) if augment is not None else None
 
