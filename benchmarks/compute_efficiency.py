@@ -92,13 +92,19 @@ def main() -> None:
           f"intra-op threads set, 0 = all {os.cpu_count()} cores)", flush=True)
     params = load_params()
     rows = []
-    for name in args.entries or params.entries():
+    for name in args.entries or list(params.models):  # transfer entries are not registered architectures
         config = params.model(name)
         channels = config.channels or args.channels
         row = {"entry": name, "arch": config.arch, "image_size": config.image_size, "width": config.width,
                "batch_size": config.batch_size}
         for variant in args.variants:
-            rate, macs = train_rate(config, channels, VARIANTS[variant], args.steps)
+            try:
+                rate, macs = train_rate(config, channels, VARIANTS[variant], args.steps)
+            except Exception as error:  # noqa: BLE001 - e.g. an op XLA cannot compile: record and go on
+                reason = str(error).strip().splitlines()[0][:200]
+                row[variant] = {"failed": f"{type(error).__name__}: {reason}"}
+                print(f"{name:12s} {variant:8s} failed: {type(error).__name__}: {reason}", flush=True)
+                continue
             flops = 6 * macs * rate
             row["macs"] = macs
             row[variant] = {"images_per_s": round(rate, 1), "gflops": round(flops / 1e9, 2),

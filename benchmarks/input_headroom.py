@@ -55,7 +55,7 @@ def main() -> None:
     params = load_params()
     meta = read_meta(paths.PREPARED)
     models = []
-    for name in params.entries():
+    for name in params.models:  # the networks trained from scratch (transfer entries are not registered)
         config = params.model(name)
         channels = config.channels or int(meta["channels"])
         row = measure(config.arch, config.image_size, config.width, channels, config.batch_size, args.steps)

@@ -6,7 +6,7 @@ import argparse
 
 from inspectcnn import paths
 from inspectcnn.cli_support import run_stage
-from inspectcnn.config import ConfigError, load_params
+from inspectcnn.config import load_params
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,8 +19,7 @@ def main(argv: list[str] | None = None) -> None:
         from inspectcnn.evaluate_stage import evaluate_model
 
         params = load_params(args.params, check_models=False)
-        if args.name not in params.entries():
-            raise ConfigError(f"{args.name}: not an entry of models: or transfer:; entries: {params.entries()}")
+        params.check_entry(args.name)
         return evaluate_model(args.name, params, paths.PREPARED, paths.model_dir(args.name))
 
     results = run_stage(f"evaluate@{args.name}", work)

@@ -6,7 +6,7 @@ import argparse
 
 from inspectcnn import paths
 from inspectcnn.cli_support import run_stage
-from inspectcnn.config import ConfigError, load_params
+from inspectcnn.config import load_params
 from inspectcnn.experiment import run_transfer_stage
 
 
@@ -18,9 +18,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def work():
         params = load_params(args.params, check_models=False)
-        if args.name not in params.transfer:
-            raise ConfigError(f"transfer.{args.name}: no such entry; entries: {sorted(params.transfer)}")
-        config = params.transfer[args.name]
+        config = params.transfer_config(args.name)
         return run_transfer_stage(args.name, config, params, paths.PREPARED, paths.model_dir(args.name))
 
     metrics = run_stage(f"transfer@{args.name}", work)

@@ -229,10 +229,20 @@ class Params(_Frozen):
         """Every trained model: the models entries, then the transfer experiments."""
         return [*self.models, *self.transfer]
 
+    def check_entry(self, name: str, section: str | None = None) -> str:
+        """``name`` if it is an entry of ``section`` (models / transfer; default either), else a ConfigError."""
+        known = {"models": list(self.models), "transfer": list(self.transfer), None: self.entries()}[section]
+        if name not in known:
+            where = f"{section}.{name}" if section else f"{name}: not an entry of models: or transfer:;"
+            raise ConfigError(f"{where} no such entry in params.yaml; entries: {sorted(known)}")
+        return name
+
+    def transfer_config(self, name: str) -> TransferConfig:
+        return self.transfer[self.check_entry(name, "transfer")]
+
     def model(self, name: str) -> TrainConfig:
         """The training config of one ``models`` entry: ``train`` defaults with the entry's overrides."""
-        if name not in self.models:
-            raise ConfigError(f"models.{name}: no such entry in params.yaml; entries: {sorted(self.models)}")
+        self.check_entry(name, "models")
         merged = self.train.model_dump()
         merged.update(self.models[name])
         merged["arch"] = merged.get("arch") or name

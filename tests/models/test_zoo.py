@@ -71,3 +71,12 @@ def test_grayscale_and_rgb_inputs():
     assert build_model("resnet18", (48, 48, 1)).input.shape[-1] == 1
     with pytest.raises(ValueError, match="1 or 3"):
         build_model("resnet18", (48, 48, 4))
+
+
+def test_small_input_alexnet_tells_keras_it_cannot_use_xla():
+    # Below 224 px AlexNet's 6x6 adaptive pool repeats pixels with a nearest resize whose gradient
+    # has no XLA kernel; jit_compile="auto" (XLA on a GPU) must then leave the model uncompiled.
+    small = build_model("alexnet", (64, 64, 1), width=0.25)
+    assert small.get_layer("avgpool").supports_jit is False
+    native = build_model("alexnet", (224, 224, 3), width=0.25)
+    assert native.get_layer("avgpool").supports_jit is True

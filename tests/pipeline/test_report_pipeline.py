@@ -48,7 +48,9 @@ def test_eval_metrics_are_consistent(project):
     c = result["confusion"]
     assert c["tn"] + c["fp"] + c["fn"] + c["tp"] == result["count"] == 16  # 25 % of 64
     assert result["accuracy"] == pytest.approx((c["tp"] + c["tn"]) / result["count"])
-    assert result["cost"]["latency_batch1"]["median_ms"] > 0 and result["cost"]["macs"] > 0
+    assert result["cost"]["macs"] > 0
+    latency = json.loads((project / "models" / "lenet" / "eval_run.json").read_text())
+    assert latency["latency_batch1"]["median_ms"] > 0  # kept out of eval.json: it differs on every run
 
 
 def test_champion_is_registered_and_predicts_through_pyfunc(project):

@@ -83,3 +83,14 @@ def test_stage_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "models.lenet.learning_rate" in result.stderr and "'fast'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unknown_stage_entry_is_named_with_the_known_ones():
+    params = parse_params({"models": {"lenet": {}}, "transfer": {"hed": {}}})
+    with pytest.raises(ConfigError, match=r"transfer.lenet no such entry in params.yaml; entries: \['hed'\]"):
+        params.transfer_config("lenet")
+    with pytest.raises(ConfigError, match=r"models.hed no such entry"):
+        params.model("hed")
+    with pytest.raises(ConfigError, match=r"nope: not an entry of models: or transfer:"):
+        params.check_entry("nope")
+    assert params.check_entry("hed") == "hed"

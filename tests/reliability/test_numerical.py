@@ -21,8 +21,9 @@ def test_diverging_learning_rate_fails_the_run_and_saves_nothing(tmp_path, monke
     monkeypatch.chdir(root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     params = parse_params({
+        "seed": 0,
         "mlflow": {"experiment": "nan"},
-        "models": {"lenet": {"image_size": 24, "batch_size": 8, "epochs": 3, "learning_rate": 10.0,
+        "models": {"lenet": {"image_size": 24, "batch_size": 8, "epochs": 10, "learning_rate": 10.0,
                              "optimizer": "sgd", "schedule": "constant", "class_weight": "none",
                              "early_stopping_patience": 0}},
     })

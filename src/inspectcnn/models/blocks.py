@@ -48,7 +48,11 @@ def adaptive_average_pool(x, size: int, name: str = "avgpool"):
     """
     if x.shape[1] >= size and x.shape[2] >= size:
         return layers.AdaptiveAveragePooling2D((size, size), name=name)(x)
-    return layers.Resizing(size, size, interpolation="nearest", name=name)(x)
+    resize = layers.Resizing(size, size, interpolation="nearest", name=name)
+    # XLA has no kernel for this resize's gradient (ResizeNearestNeighborGrad): tell Keras, so that
+    # jit_compile="auto" (XLA on a GPU) leaves such a model uncompiled instead of failing.
+    resize.supports_jit = False
+    return resize(x)
 
 
 def model(inputs, outputs, name: str) -> keras.Model:
