@@ -93,3 +93,31 @@ report: {gradcam_per_category: 1}
 transfer:
   tiny_hed: {weights: hed-vgg16, image_size: 32, head: [8], frozen_epochs: 2, finetune_epochs: 1}
 """
+
+
+def prepare_folder(root: Path, tmp_path: Path, **overrides):
+    """(summary, output folder) of the prepare stage on a folder data set (16 px unless overridden)."""
+    from inspectcnn.config import DataConfig
+    from inspectcnn.data.prepare import prepare
+
+    config = DataConfig(**{"source": "folder", "path": str(root), "image_size": 16, **overrides})
+    out = tmp_path / "prepared"
+    return prepare(config, out, tmp_path / "summary.json", seed=3), out
+
+
+def read_manifest(out: Path) -> list[dict]:
+    import csv
+
+    with (out / "manifest.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def tiny_prepared(root: Path, image_size: int = 24) -> Path:
+    """A prepared 48-image two-class data set (30 ok, 18 defect) under ``root``; returns its folder."""
+    from inspectcnn.config import DataConfig
+    from inspectcnn.data.prepare import prepare
+
+    make_project(root, "", images={"ok": 30, "defect": 18})
+    config = DataConfig(source="folder", path=str(root / "images"), image_size=image_size)
+    prepare(config, root / "prepared", root / "summary.json", seed=0)
+    return root / "prepared"

@@ -6,20 +6,15 @@ import keras
 import numpy as np
 import pytest
 
-from inspectcnn.config import DataConfig, TrainConfig
-from inspectcnn.data.prepare import prepare
+from inspectcnn.config import TrainConfig
 from inspectcnn.training import class_weights, train
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from helpers import make_project
+    from helpers import tiny_prepared
 
-    root = tmp_path_factory.mktemp("data")
-    make_project(root, "", images={"ok": 30, "defect": 18})
-    config = DataConfig(source="folder", path=str(root / "images"), image_size=24)
-    prepare(config, root / "prepared", root / "summary.json", seed=0)
-    return root / "prepared"
+    return tiny_prepared(tmp_path_factory.mktemp("data"))
 
 
 def tiny(**overrides) -> TrainConfig:

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from inspectcnn.config import ConfigError, TransferConfig, parse_params
+from inspectcnn.config import TransferConfig
 from inspectcnn.transfer import TransferError, build_transfer_model, head_model, load_base, set_trainable
 
 

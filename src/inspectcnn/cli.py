@@ -35,8 +35,6 @@ def collect_images(targets: list[str]) -> tuple[list[Path], list[str]]:
 
 def load_for_prediction(model_ref: str, workdir: Path):
     """A Keras model from a .keras path or a registry URI (models:/name@alias), loaded in safe mode."""
-    import keras
-
     if model_ref.startswith("models:/"):
         from inspectcnn import tracking
 

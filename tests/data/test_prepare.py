@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 
 import numpy as np
-import pytest
 
 from inspectcnn.config import DataConfig, SplitConfig
-from inspectcnn.data.prepare import PrepareError, assign_splits, prepare, read_meta
+from inspectcnn.data.prepare import assign_splits, prepare, read_meta
 
+from helpers import prepare_folder as run
+from helpers import read_manifest as manifest
 from helpers import write_image
-
-
-def run(root, tmp_path, **overrides):
-    config = DataConfig(**{"source": "folder", "path": str(root), "image_size": 16, **overrides})
-    out = tmp_path / "prepared"
-    return prepare(config, out, tmp_path / "summary.json", seed=3), out
-
-
-def manifest(out):
-    with (out / "manifest.csv").open() as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_folder_source_writes_shards_manifest_and_summary(image_tree, tmp_path):

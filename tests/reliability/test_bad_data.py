@@ -10,22 +10,11 @@ from PIL import Image
 from inspectcnn.config import DataConfig
 from inspectcnn.data.prepare import PrepareError, prepare, read_meta
 
+from helpers import prepare_folder as run
+from helpers import read_manifest as manifest
 from helpers import write_image
 
 pytestmark = pytest.mark.reliability
-
-
-def run(root, tmp_path, **overrides):
-    config = DataConfig(**{"source": "folder", "path": str(root), "image_size": 16, **overrides})
-    out = tmp_path / "prepared"
-    return prepare(config, out, tmp_path / "summary.json", seed=3), out
-
-
-def manifest(out):
-    import csv
-
-    with (out / "manifest.csv").open() as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_corrupt_file_fails_listing_every_bad_file_and_writes_nothing(image_tree, tmp_path):

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from inspectcnn.config import ConfigError, DataConfig, parse_params
-from inspectcnn.data.prepare import prepare, read_meta
+from inspectcnn.config import ConfigError, parse_params
+from inspectcnn.data.prepare import read_meta
 from inspectcnn.training import TrainingError, check_before_training
 
 from helpers import REPO
@@ -48,13 +48,9 @@ def test_bad_params_name_the_key(raw, expected):
 
 @pytest.fixture(scope="module")
 def meta(tmp_path_factory):
-    from helpers import make_project
+    from helpers import tiny_prepared
 
-    root = tmp_path_factory.mktemp("data")
-    make_project(root, "", images={"ok": 30, "defect": 18})
-    config = DataConfig(source="folder", path=str(root / "images"), image_size=24)
-    prepare(config, root / "prepared", root / "summary.json", seed=0)
-    return read_meta(root / "prepared")
+    return read_meta(tiny_prepared(tmp_path_factory.mktemp("data")))
 
 
 def tiny(**overrides):

@@ -32,6 +32,17 @@ def wait_for_rows(process, pattern: str, root: Path, rows: int, timeout: float =
     return done
 
 
+def kill_after(root: Path, command: list[str], pattern: str, rows: int) -> int:
+    """Start ``command`` in the project, SIGKILL it once its history has ``rows`` epochs; the epochs done."""
+    process = subprocess.Popen(command, cwd=root, env=project_env(root), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    done = wait_for_rows(process, pattern, root, rows)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert done >= rows, f"{' '.join(command)} finished or never reached epoch {rows} before the kill"
+    return done
+
+
 def first_step(root: Path, run_id: str, metric: str = "val_auc") -> int:
     import mlflow
 
@@ -42,12 +53,7 @@ def first_step(root: Path, run_id: str, metric: str = "val_auc") -> int:
 def test_killed_training_resumes_from_its_last_epoch(tmp_path):
     root = make_project(tmp_path / "p", LONG_LENET, images={"ok": 150, "defect": 150})
     run_in(root, "dvc", "repro", "prepare")
-    process = subprocess.Popen(["python", "-m", "pipeline.train", "--model", "lenet"], cwd=root,
-                               env=project_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = wait_for_rows(process, "lenet-*/history.csv", root, 3)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert done >= 3, "training finished or never reached epoch 3 before the kill"
+    done = kill_after(root, ["python", "-m", "pipeline.train", "--model", "lenet"], "lenet-*/history.csv", 3)
     killed = mlflow_runs(root)[0]
     assert killed.info.status == "RUNNING"  # a SIGKILLed process cannot close its run
     assert not (root / "models" / "lenet" / "model.keras").exists()
@@ -69,12 +75,8 @@ def test_killed_transfer_resumes_in_its_second_phase_without_recomputing_feature
     params = TINY_PARAMS.replace("frozen_epochs: 2, finetune_epochs: 1", "frozen_epochs: 2, finetune_epochs: 25")
     root = make_project(tmp_path / "p", params, images={"ok": 60, "defect": 60})
     run_in(root, "dvc", "repro", "prepare")
-    process = subprocess.Popen(["python", "-m", "pipeline.transfer", "--name", "tiny_hed"], cwd=root,
-                               env=project_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = wait_for_rows(process, "transfer-tiny_hed-*/history.csv", root, 4)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert done >= 4, "transfer finished or never reached its fourth epoch before the kill"
+    done = kill_after(root, ["python", "-m", "pipeline.transfer", "--name", "tiny_hed"],
+                      "transfer-tiny_hed-*/history.csv", 4)
     work = next((root / "checkpoints").glob("transfer-tiny_hed-*"))
     assert (work / "frozen.keras").is_file() and (work / "features.npz").is_file()
 

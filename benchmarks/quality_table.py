@@ -1,0 +1,75 @@
+"""Quality: the default `dvc repro` results on ELPV beside the published numbers.
+
+    python benchmarks/quality_table.py            # after `dvc repro` (reads models/*/)
+
+One row per trained model (params.yaml models: and transfer: entries): test accuracy, F1 and
+ROC-AUC from eval.json, best validation AUC and epochs from metrics.json, training wall time and
+images/s from run.json, the cost (parameters, MACs) from eval.json; then the published ELPV
+results of `inspectcnn.reference` (copied from the shared reference notes). Checks the target
+(best model test accuracy >= 0.90 and ROC-AUC >= 0.95) and names the best model and its cost.
+Writes benchmarks/results/quality.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from inspectcnn import paths
+from inspectcnn.config import load_params
+from inspectcnn.dvc_outputs import read_metrics, read_split_metrics
+from inspectcnn.reference import ELPV_TASK, PUBLISHED
+
+TARGET = {"accuracy": 0.90, "roc_auc": 0.95}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="benchmarks/results/quality.json")
+    args = parser.parse_args()
+
+    params = load_params()
+    rows = []
+    for name in params.entries():
+        folder = paths.model_dir(name)
+        if not (folder / "eval.json").is_file():
+            raise SystemExit(f"{folder / 'eval.json'} is missing: run `dvc repro` first")
+        evaluation, training = read_metrics(folder / "eval.json"), read_split_metrics(folder)
+        rows.append({
+            "model": name, "kind": "transfer" if name in params.transfer else "from scratch",
+            "image_size": training.get("image_size"),
+            "test_accuracy": round(evaluation["accuracy"], 4), "test_f1": round(evaluation["f1"], 4),
+            "test_roc_auc": round(evaluation["roc_auc"], 4), "best_val_auc": round(training["best_val_auc"], 4),
+            "epochs_run": training["epochs_run"], "train_wall_s": training.get("wall_time_s"),
+            "train_images_per_s": training.get("train_images_per_s", training.get("finetune_images_per_s")),
+            "params": evaluation["cost"]["params"], "macs": evaluation["cost"]["macs"],
+        })
+    rows.sort(key=lambda r: r["test_roc_auc"], reverse=True)
+    best = rows[0]
+    met = best["test_accuracy"] >= TARGET["accuracy"] and best["test_roc_auc"] >= TARGET["roc_auc"]
+
+    print(f"Task: {ELPV_TASK}\n")
+    print("| model | kind | px | epochs | train wall (s) | test acc | test F1 | test ROC-AUC | val AUC | params | MMACs |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['kind']} | {r['image_size']} | {r['epochs_run']} | {r['train_wall_s']:.0f} | "
+              f"{r['test_accuracy']:.3f} | {r['test_f1']:.3f} | {r['test_roc_auc']:.3f} | {r['best_val_auc']:.3f} | "
+              f"{r['params']:,} | {r['macs'] / 1e6:,.1f} |")
+    print("\nPublished (different tasks, splits and resolutions; see the task column):\n")
+    print("| source | task | split | model | result |\n|---|---|---|---|---|")
+    for p in PUBLISHED:
+        print(f"| {p['source']} | {p['task']} | {p['split']} | {p['model']} | {p['result']} |")
+    print(f"\nBest: {best['model']}, test accuracy {best['test_accuracy']:.3f}, ROC-AUC {best['test_roc_auc']:.3f}, "
+          f"{best['train_wall_s']:.0f} s of training, {best['params']:,} parameters, {best['macs'] / 1e9:.2f} G MACs "
+          f"per image. Target accuracy >= {TARGET['accuracy']} and ROC-AUC >= {TARGET['roc_auc']}: "
+          f"{'met' if met else 'NOT met'}.")
+    total = sum(r["train_wall_s"] or 0 for r in rows)
+    print(f"Training wall time of all {len(rows)} models: {total / 60:.1f} min.")
+    Path(args.out).write_text(json.dumps({"task": ELPV_TASK, "target": TARGET, "target_met": met,
+                                          "best": best["model"], "models": rows, "published": list(PUBLISHED)},
+                                         indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
