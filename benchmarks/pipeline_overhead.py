@@ -37,7 +37,9 @@ from inspectcnn.config import load_params  # noqa: E402
 from inspectcnn.data.dataset import load_split  # noqa: E402
 from inspectcnn.data.prepare import read_meta  # noqa: E402
 from inspectcnn.models import build_model  # noqa: E402
-from inspectcnn.training import _optimizer, _train_labels, class_weights, train  # noqa: E402
+from inspectcnn.training import (  # noqa: E402
+    _optimizer, _train_labels, class_weights, configure_precision, train,
+)
 
 
 class SteadyTimer(keras.callbacks.Callback):
@@ -69,10 +71,13 @@ def in_memory(prepared: Path, split: str, size: int, channels: int) -> tuple[np.
 
 
 def bare_fit(config, data, weights, epochs: int, seed: int) -> SteadyTimer:
+    """Plain ``model.fit`` on arrays, with the same dtype policy and XLA setting the project uses."""
     (x, y), (xv, yv) = data
     keras.utils.set_random_seed(seed)
+    configure_precision(config.mixed_precision)
     model = build_model(config.arch, x.shape[1:], width=config.width)
     model.compile(
+        jit_compile=config.jit_compile,
         optimizer=_optimizer(config, -(-len(x) // config.batch_size)),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc"),
