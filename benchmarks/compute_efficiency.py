@@ -60,9 +60,11 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds = time.perf_counter() - self.started
+        if epoch == 0:
+            self.first = self.seconds  # tracing, and XLA compilation when on
 
 
-def train_rate(config, channels: int, variant: dict, steps: int) -> tuple[float, int, bool]:
+def train_rate(config, channels: int, variant: dict, steps: int) -> tuple[float, int, bool, float]:
     keras.utils.set_random_seed(0)
     shape = (config.image_size, config.image_size, channels)
     model = build_model(config.arch, shape, width=config.width)
@@ -76,7 +78,7 @@ def train_rate(config, channels: int, variant: dict, steps: int) -> tuple[float,
     timer = EpochTimer()
     model.fit(data, steps_per_epoch=steps, epochs=2, callbacks=[timer], verbose=0)  # epoch 1 traces/compiles
     # Keras falls back to no XLA (with a warning) when a layer declares it cannot be compiled.
-    return steps * config.batch_size / timer.seconds, count_macs(model), bool(model.jit_compile)
+    return steps * config.batch_size / timer.seconds, count_macs(model), bool(model.jit_compile), timer.first
 
 
 def main() -> None:
@@ -100,7 +102,7 @@ def main() -> None:
                "batch_size": config.batch_size}
         for variant in args.variants:
             try:
-                rate, macs, compiled = train_rate(config, channels, VARIANTS[variant], args.steps)
+                rate, macs, compiled, first = train_rate(config, channels, VARIANTS[variant], args.steps)
             except Exception as error:  # noqa: BLE001 - e.g. an op XLA cannot compile: record and go on
                 reason = str(error).strip().splitlines()[0][:200]
                 row[variant] = {"failed": f"{type(error).__name__}: {reason}"}
@@ -109,9 +111,9 @@ def main() -> None:
             flops = 6 * macs * rate
             row["macs"] = macs
             row[variant] = {"images_per_s": round(rate, 1), "gflops": round(flops / 1e9, 2),
-                            "fraction_of_peak": round(flops / peak, 4), "xla_used": compiled}
+                            "fraction_of_peak": round(flops / peak, 4), "xla_used": compiled, "first_epoch_s": round(first, 1)}
             print(f"{name:12s} {variant:8s} {rate:9.1f} images/s  {flops / 1e9:7.2f} GFLOP/s  "
-                  f"{100 * flops / peak:5.1f} % of peak{'  (XLA)' if compiled else ''}", flush=True)
+                  f"{100 * flops / peak:5.1f} % of peak, first epoch {first:5.1f} s{'  (XLA)' if compiled else ''}", flush=True)
         rows.append(row)
     Path(args.out).write_text(json.dumps({
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__},
