@@ -22,9 +22,11 @@ def setup_logging() -> None:
 
 def run_stage(name: str, work: Callable[[], T]) -> T:
     """Run a stage; a user error (bad params, bad data) exits 2 with its message, not a traceback."""
+    from inspectcnn import interrupts
     from inspectcnn.errors import user_errors
 
     setup_logging()
+    interrupts.install()
     try:
         return work()
     except user_errors() as error:

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inspectcnn import interrupts
 from inspectcnn.config import TrainConfig
 from inspectcnn.data.dataset import load_split
 from inspectcnn.data.prepare import read_meta
@@ -128,6 +129,16 @@ class NanGuard(keras.callbacks.TerminateOnNaN):
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 self.diverged_at = self._epoch + 1
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Raises the KeyboardInterrupt of a Ctrl-C at the epoch end if Python swallowed the first one
+    (see :mod:`inspectcnn.interrupts`); does nothing per batch, so it is ``async_safe``."""
+
+    async_safe = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        interrupts.check()
 
 
 def allow_async_dispatch(callbacks: list[keras.callbacks.Callback]) -> None:
@@ -281,6 +292,7 @@ def train(
     extra_callbacks, callbacks = list(callbacks), [
         keras.callbacks.BackupAndRestore(str(work_dir / "backup"), delete_checkpoint=False),
         LogLearningRate(),
+        StopOnInterrupt(),
         nan_guard,
         keras.callbacks.ModelCheckpoint(
             str(best_path), monitor=config.monitor, mode=mode, save_best_only=True,
@@ -348,6 +360,7 @@ def _publish(work_dir: Path, out_dir: Path, metrics: dict) -> TrainResult:
     """Copy the finished results into the stage outputs, then drop the work folder."""
     from inspectcnn.dvc_outputs import write_split_metrics, write_table
 
+    interrupts.check()  # never publish after a Ctrl-C, even one whose KeyboardInterrupt was swallowed
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path, history_path = out_dir / "model.keras", out_dir / "history.csv"
     tmp = out_dir / ".model.keras.tmp"

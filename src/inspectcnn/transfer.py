@@ -214,8 +214,8 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
     from inspectcnn.data.dataset import load_split
     from inspectcnn.data.prepare import read_meta
     from inspectcnn.training import (
-        NanGuard, ThroughputMeter, TrainingError, _best_so_far, _publish, _read_history, _train_labels,
-        allow_async_dispatch, class_weights, configure_precision,
+        NanGuard, StopOnInterrupt, ThroughputMeter, TrainingError, _best_so_far, _publish, _read_history,
+        _train_labels, allow_async_dispatch, class_weights, configure_precision,
     )
 
     meta = read_meta(prepared_dir)
@@ -240,7 +240,8 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
 
     def callbacks(meter, phase: str, nan_guard, *checkpoint):
         found = [keras.callbacks.BackupAndRestore(str(work_dir / f"backup-{phase}"), delete_checkpoint=False),
-                 nan_guard, *checkpoint, keras.callbacks.CSVLogger(str(history_path), append=True), meter]
+                 StopOnInterrupt(), nan_guard, *checkpoint, keras.callbacks.CSVLogger(str(history_path), append=True),
+                 meter]
         if run is not None and (callback := run.keras_callback()) is not None:
             found.append(callback)
         allow_async_dispatch(found)
