@@ -96,8 +96,11 @@ def test_killed_transfer_resumes_in_its_second_phase_without_recomputing_feature
 def test_ctrl_c_during_repro_leaves_no_output_dvc_would_trust(tmp_path):
     root = make_project(tmp_path / "p", LONG_LENET, images={"ok": 150, "defect": 150})
     run_in(root, "dvc", "repro", "prepare")
+    # As a terminal starts a foreground job: SIGINT at its default even where this test runs with it
+    # ignored (a background job, `nohup cmd &`, some CI runners), which every child would inherit.
     process = subprocess.Popen(["dvc", "repro", "train@lenet"], cwd=root, env=project_env(root),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     done = wait_for_rows(process, "lenet-*/history.csv", root, 2)
     assert done >= 2
     os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
