@@ -111,9 +111,11 @@ def main() -> None:
             flops = 6 * macs * rate
             row["macs"] = macs
             row[variant] = {"images_per_s": round(rate, 1), "gflops": round(flops / 1e9, 2),
-                            "fraction_of_peak": round(flops / peak, 4), "xla_used": compiled, "first_epoch_s": round(first, 1)}
+                            "fraction_of_peak": round(flops / peak, 4), "xla_used": compiled,
+                            "first_epoch_s": round(first, 1)}
             print(f"{name:12s} {variant:8s} {rate:9.1f} images/s  {flops / 1e9:7.2f} GFLOP/s  "
-                  f"{100 * flops / peak:5.1f} % of peak, first epoch {first:5.1f} s{'  (XLA)' if compiled else ''}", flush=True)
+                  f"{100 * flops / peak:5.1f} % of peak, first epoch {first:5.1f} s{'  (XLA)' if compiled else ''}",
+                  flush=True)
         rows.append(row)
     Path(args.out).write_text(json.dumps({
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__},

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -33,20 +32,19 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline_overhead import bare_fit, in_memory, project_fit  # noqa: E402
+from pipeline_overhead import bare_fit, compare, in_memory, project_fit  # noqa: E402
 
 from inspectcnn import paths  # noqa: E402
 from inspectcnn.config import load_params  # noqa: E402
 from inspectcnn.data.prepare import read_meta  # noqa: E402
-from inspectcnn.training import _train_labels, class_weights  # noqa: E402
+from inspectcnn.training import _train_labels, class_weights, configure_precision  # noqa: E402
 
 
 def mixed_mode() -> str:
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "bfloat16"
-    major = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))[0]
-    return "bfloat16" if major >= 8 else "float16"
+    """The mixed precision `mixed_precision: auto` picks on this GPU (bfloat16 on a CPU, for smoke tests)."""
+    policy = configure_precision("auto")
+    keras.mixed_precision.set_global_policy("float32")
+    return policy.removeprefix("mixed_") if policy != "float32" else "bfloat16"
 
 
 def main() -> None:
@@ -94,12 +92,8 @@ def main() -> None:
                 for kind, timer in (("bare", bare[-1]), ("project", project[-1])):
                     print(f"{label:28s} round {round_} {kind:8s} first epoch {timer.first:7.2f} s, "
                           f"steady {train_count * (args.epochs - 1) / timer.steady:8.1f} images/s", flush=True)
-            rate = lambda timers: statistics.median(train_count * (args.epochs - 1) / t.steady for t in timers)  # noqa: E731
             row = {"variant": label, "mixed_precision": precision, "jit_compile": jit,
-                   "bare_images_per_s": round(rate(bare), 1), "project_images_per_s": round(rate(project), 1),
-                   "bare_first_epoch_s": round(statistics.median(t.first for t in bare), 2),
-                   "project_first_epoch_s": round(statistics.median(t.first for t in project), 2)}
-            row["ratio"] = round(row["project_images_per_s"] / row["bare_images_per_s"], 3)
+                   **compare(bare, project, train_count * (args.epochs - 1))}
             results.append(row)
             print(f"{label:28s} bare {row['bare_images_per_s']:8.1f}  project {row['project_images_per_s']:8.1f} "
                   f"images/s  ratio {row['ratio']:.3f}", flush=True)

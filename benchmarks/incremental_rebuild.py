@@ -43,6 +43,10 @@ def dvc(*args: str) -> tuple[float, str]:
     return wall, done.stdout + done.stderr
 
 
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entry", default="lenet", help="the models entry whose learning rate is edited")
@@ -86,14 +90,14 @@ def main() -> None:
         wall_edit, output = dvc(*run)
     finally:
         params_file.write_bytes(original)
-    rerun = re.findall(r"Running stage '([^']+)'", output)
+    rerun = ran_stages(output)
     expected = [f"train@{args.entry}", f"evaluate@{args.entry}", "report"]
     print(f"after the edit dvc {'would run' if args.dry else 'ran'}: {', '.join(rerun)} ({wall_edit:.1f} s)")
     print(f"expected exactly {', '.join(expected)}: {'yes' if sorted(rerun) == sorted(expected) else 'NO'}")
     wall_back, rerun_back = None, None
     if not args.dry:
         wall_back, output = dvc("repro")
-        rerun_back = re.findall(r"Running stage '([^']+)'", output)
+        rerun_back = ran_stages(output)
         print(f"params.yaml restored; dvc repro ran {', '.join(rerun_back)} ({wall_back:.1f} s)")
     result = {
         "noop_repro_s": noop, "noop_repro_median_s": statistics.median(noop),

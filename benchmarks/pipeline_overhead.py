@@ -70,6 +70,16 @@ def in_memory(prepared: Path, split: str, size: int, channels: int) -> tuple[np.
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def compare(bare: list[SteadyTimer], project: list[SteadyTimer], steady_images: int) -> dict:
+    """Median steady images/s and first-epoch seconds of both paths, and their ratio (project / bare)."""
+    rate = lambda timers: round(statistics.median(steady_images / t.steady for t in timers), 1)  # noqa: E731
+    row = {"bare_images_per_s": rate(bare), "project_images_per_s": rate(project),
+           "bare_first_epoch_s": round(statistics.median(t.first for t in bare), 2),
+           "project_first_epoch_s": round(statistics.median(t.first for t in project), 2)}
+    row["ratio"] = round(row["project_images_per_s"] / row["bare_images_per_s"], 3)
+    return row
+
+
 def bare_fit(config, data, weights, epochs: int, seed: int) -> SteadyTimer:
     """Plain ``model.fit`` on arrays, with the same dtype policy and XLA setting the project uses."""
     (x, y), (xv, yv) = data
@@ -130,17 +140,12 @@ def main() -> None:
                 rate = train_count * (args.epochs - 1) / timer.steady
                 print(f"{name:10s} round {round_} {kind:8s} first epoch {timer.first:6.2f} s, "
                       f"steady {rate:8.1f} train images/s", flush=True)
-        steady = lambda timers: statistics.median(train_count * (args.epochs - 1) / t.steady for t in timers)  # noqa: E731
         row = {
             "model": name, "arch": config.arch, "width": config.width, "image_size": config.image_size,
             "batch_size": config.batch_size, "epochs_per_fit": args.epochs, "rounds": args.rounds,
             "train_images": train_count, "val_images": val_count,
-            "bare_images_per_s": round(steady(bare), 1),
-            "project_images_per_s": round(steady(project), 1),
-            "bare_first_epoch_s": round(statistics.median(t.first for t in bare), 2),
-            "project_first_epoch_s": round(statistics.median(t.first for t in project), 2),
+            **compare(bare, project, train_count * (args.epochs - 1)),
         }
-        row["ratio"] = round(row["project_images_per_s"] / row["bare_images_per_s"], 3)
         results.append(row)
         print(f"{name:10s} bare {row['bare_images_per_s']:8.1f}  project {row['project_images_per_s']:8.1f} "
               f"images/s  ratio {row['ratio']:.3f} (target >= 0.95)", flush=True)

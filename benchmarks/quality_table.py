@@ -50,7 +50,8 @@ def main() -> None:
     met = best["test_accuracy"] >= TARGET["accuracy"] and best["test_roc_auc"] >= TARGET["roc_auc"]
 
     print(f"Task: {ELPV_TASK}\n")
-    print("| model | kind | px | epochs | train wall (s) | test acc | test F1 | test ROC-AUC | val AUC | params | MMACs |")
+    print("| model | kind | px | epochs | train wall (s) | test acc | test F1 | test ROC-AUC | val AUC | params "
+          "| MMACs |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['kind']} | {r['image_size']} | {r['epochs_run']} | {r['train_wall_s']:.0f} | "
