@@ -27,3 +27,16 @@ def image_tree(tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture
+def busy_cpu():
+    """Every core spinning in a background process for the test's duration: a loaded machine."""
+    import subprocess
+    import sys
+
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    yield len(spinners)
+    for spinner in spinners:
+        spinner.kill()
+        spinner.wait()

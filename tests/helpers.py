@@ -63,6 +63,19 @@ def project_env(root: Path) -> dict[str, str]:
     return env
 
 
+FAULTS = Path(__file__).resolve().parent / "faults"
+
+
+def fault_env(root: Path, fault: str, marker: Path | None = None) -> dict[str, str]:
+    """project_env with tests/faults/sitecustomize.py armed: ``fault`` as ``<action>@<moment>[:<epoch>]``."""
+    env = project_env(root)
+    env["PYTHONPATH"] = f"{FAULTS}:{env['PYTHONPATH']}"
+    env["INSPECTCNN_FAULT"] = fault
+    if marker is not None:
+        env["INSPECTCNN_FAULT_MARKER"] = str(marker)
+    return env
+
+
 def run_in(root: Path, *command: str, check: bool = True):
     import subprocess
 

@@ -8,6 +8,7 @@ works in ``.dvc/tmp/exps/...``) log to the same store as the workspace.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -18,6 +19,8 @@ import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from inspectcnn import interrupts
 
 log = logging.getLogger(__name__)
 
@@ -119,25 +122,29 @@ class Run:
             import mlflow
 
             numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-            mlflow.log_metrics(numeric, step=step)
+            with interrupts.deferred():
+                mlflow.log_metrics(numeric, step=step)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         if self._run:
             import mlflow
 
-            mlflow.set_tags(dict(tags))
+            with interrupts.deferred():
+                mlflow.set_tags(dict(tags))
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         if self._run:
             import mlflow
 
-            mlflow.log_artifact(str(path), artifact_path=folder)
+            with interrupts.deferred():
+                mlflow.log_artifact(str(path), artifact_path=folder)
 
     def log_figure(self, figure, name: str) -> None:
         if self._run:
             import mlflow
 
-            mlflow.log_figure(figure, name)
+            with interrupts.deferred():
+                mlflow.log_figure(figure, name)
 
     def log_keras_model(self, model, input_shape: tuple[int, ...], name: str = "model") -> None:
         """The model with a tensor signature (float32 images in [0, 1] -> probability)."""
@@ -153,7 +160,7 @@ class Run:
             outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1), "probability")]),
         )
         # input_example= is left out: it raised FileNotFoundError with mlflow 3.17.2 here.
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), interrupts.deferred():
             warnings.simplefilter("ignore")
             mlflow.keras.log_model(model, name=name, signature=signature)
 
@@ -204,43 +211,76 @@ def start_run(
 
     The store is contacted before any training starts: unreachable and ``required`` raises
     TrackingUnavailableError; unreachable and optional warns and yields an inactive Run.
+    A Ctrl-C never lands inside an MLflow call (see :mod:`inspectcnn.interrupts`): it is raised
+    when the call has returned, and the run is then ended KILLED. A process that dies without
+    ending its run (SIGKILL) leaves it RUNNING; the next start of the same stage marks it KILLED.
     """
     uri = tracking_uri()
-    try:
-        import mlflow
-
-        _check_reachable(uri)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(experiment)
-        killed = mark_stale_runs(experiment, run_name)
-        active = mlflow.start_run(run_name=run_name)
-    except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same here
-        if required:
-            raise TrackingUnavailableError(
-                f"cannot reach the MLflow tracking store {redact(uri)}: {_redacted(error, uri)}. Fix "
-                "MLFLOW_TRACKING_URI, or set mlflow.required: false in params.yaml to train without it "
-                "(metrics still go to the DVC metrics files)"
-            ) from None
-        log.warning("MLflow store %s unreachable (%s): running WITHOUT MLflow tracking; the metrics are only "
-                    "in the DVC metrics files", redact(uri), _redacted(error, uri))
-        yield Run(None)
-        return
-
-    run = Run(active)
+    active = None
     status = "FAILED"
     try:
-        mlflow.set_tags({**tags, "mlflow.runName": run_name})
-        if killed:  # an earlier process of this stage died mid-run: this run resumes its work
-            mlflow.set_tags({"resumes_runs": ",".join(killed)})
-        flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
-        mlflow.log_params(flat)
-        yield run
+        try:
+            with interrupts.deferred():
+                import mlflow
+
+                _check_reachable(uri)
+                mlflow.set_tracking_uri(uri)
+                mlflow.set_experiment(experiment)
+                killed = mark_stale_runs(experiment, run_name)
+                active = mlflow.start_run(run_name=run_name)
+        except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same here
+            if active is not None:
+                raise  # the run exists: an error after its start is the run's failure, ended below
+            if required:
+                raise TrackingUnavailableError(
+                    f"cannot reach the MLflow tracking store {redact(uri)}: {_redacted(error, uri)}. Fix "
+                    "MLFLOW_TRACKING_URI, or set mlflow.required: false in params.yaml to train without it "
+                    "(metrics still go to the DVC metrics files)"
+                ) from None
+            log.warning("MLflow store %s unreachable (%s): running WITHOUT MLflow tracking; the metrics are "
+                        "only in the DVC metrics files", redact(uri), _redacted(error, uri))
+            yield Run(None)
+            return
+
+        with interrupts.deferred():
+            mlflow.set_tags({**tags, "mlflow.runName": run_name})
+            if killed:  # an earlier process of this stage died mid-run: this run resumes its work
+                mlflow.set_tags({"resumes_runs": ",".join(killed)})
+            flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
+            mlflow.log_params(flat)
+        yield Run(active)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
-        mlflow.end_run(status=status)
+        if active is not None:
+            _end_run(active.info.run_id, status)
+
+
+def _end_run(run_id: str, status: str) -> None:
+    """End the active run with ``status``; never leave it RUNNING because of a stuck connection.
+
+    A connection torn by an exception can stay open in a reference cycle until the garbage
+    collector runs, holding SQLite's write lock; collect it and end the run by id if the first
+    attempt fails. If even that fails, the next start of the stage marks the run KILLED.
+    """
+    import mlflow
+
+    with interrupts.deferred():
+        try:
+            mlflow.end_run(status=status)
+            return
+        except Exception as error:  # noqa: BLE001 - retried below, then reported
+            first = error
+        gc.collect()
+        try:
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(tracking_uri()).set_terminated(run_id, status=status)
+        except Exception as error:  # noqa: BLE001
+            log.warning("could not mark MLflow run %s %s (%s; then %s): the next start of this stage will "
+                        "mark it KILLED", run_id, status, first, error)
 
 
 def find_runs(experiment: str, filter_string: str = "") -> list[dict]:
@@ -298,10 +338,10 @@ def register_champion(run_id: str, registry_name: str, alias: str = "champion") 
     if uri is None:
         raise TrackingUnavailableError(f"run {run_id} has no logged model to register")
     mlflow.set_tracking_uri(tracking_uri())
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), interrupts.deferred():
         warnings.simplefilter("ignore")
         version = mlflow.register_model(uri, registry_name)
-    MlflowClient(tracking_uri()).set_registered_model_alias(registry_name, alias, version.version)
+        MlflowClient(tracking_uri()).set_registered_model_alias(registry_name, alias, version.version)
     return f"models:/{registry_name}@{alias}"
 
 

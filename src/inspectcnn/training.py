@@ -361,15 +361,16 @@ def _publish(work_dir: Path, out_dir: Path, metrics: dict) -> TrainResult:
     from inspectcnn.dvc_outputs import write_split_metrics, write_table
 
     interrupts.check()  # never publish after a Ctrl-C, even one whose KeyboardInterrupt was swallowed
-    out_dir.mkdir(parents=True, exist_ok=True)
     model_path, history_path = out_dir / "model.keras", out_dir / "history.csv"
-    tmp = out_dir / ".model.keras.tmp"
-    shutil.copyfile(work_dir / "best.keras", tmp)
-    os.replace(tmp, model_path)
     rows = _read_history(work_dir / "history.csv")
     for row in rows:
         row["epoch"] = int(row["epoch"]) + 1  # 1-based in the outputs
-    write_table(history_path, rows)
-    write_split_metrics(out_dir, metrics)
+    with interrupts.deferred():  # all of the outputs or none: a Ctrl-C here is raised once they are written
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir / ".model.keras.tmp"
+        shutil.copyfile(work_dir / "best.keras", tmp)
+        os.replace(tmp, model_path)
+        write_table(history_path, rows)
+        write_split_metrics(out_dir, metrics)
     shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(metrics, model_path, history_path)

@@ -1,5 +1,6 @@
 """A Ctrl-C whose KeyboardInterrupt Python swallowed (raised inside a finalizer) still stops training
-at the next epoch end and publishes nothing."""
+at the next epoch end and publishes nothing; one inside a deferred block (an MLflow write, the
+publishing of outputs) is raised when the block ends, a second one at once."""
 
 from __future__ import annotations
 
@@ -56,3 +57,41 @@ def test_training_stops_at_the_epoch_end_and_publishes_nothing(handler, tmp_path
     rows = (tmp_path / "work" / "history.csv").read_text().splitlines()
     assert len(rows) - 1 <= 1  # stopped at the first epoch end, not after 5
     assert not out.exists()
+
+
+def test_a_ctrl_c_inside_a_deferred_block_is_raised_when_the_block_ends(handler):
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler has certainly run by now
+                pass
+            finished.append(True)  # the protected work completes
+    assert finished == [True]
+    assert interrupts.requested()
+
+
+def test_a_second_ctrl_c_inside_a_deferred_block_raises_at_once(handler):
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+            os.kill(os.getpid(), signal.SIGINT)  # the user insists
+            for _ in range(1000):
+                pass
+            finished.append(True)
+    assert finished == []
+
+
+def test_deferred_blocks_nest_and_raise_only_at_the_outermost_end(handler):
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.deferred():
+            with interrupts.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(1000):
+                    pass
+            reached.append("after inner")
+    assert reached == ["after inner"]

@@ -1,0 +1,146 @@
+"""Fault injection for the interruption tests, at an exact moment of a stage, not after a sleep.
+
+Python imports ``sitecustomize`` at start-up from the first folder of ``sys.path`` that has one;
+the tests put this folder first on the stage's PYTHONPATH (``helpers.fault_env``). It acts only
+in a stage process (``python -m pipeline.<stage>``), never in ``dvc`` itself, and only when
+``INSPECTCNN_FAULT`` is set, as ``<action>@<moment>[:<epoch>]``:
+
+actions
+    ``sigint``  Ctrl-C as a terminal sends it: SIGINT to the whole process group (dvc and stage).
+    ``hold``    block there for ever, so that the test can SIGKILL a process that cannot finish.
+
+moments (epochs count from 1 and run on across a transfer's two phases)
+    ``run_started``      right after the MLflow run has been created, before the first epoch
+    ``mid_epoch:N``      inside the second batch of epoch N
+    ``checkpoint:N``     while Keras' ModelCheckpoint writes the best model of epoch N
+    ``mlflow_write:N``   inside SQLAlchemy's execute of the N-th per-epoch metrics insert: where
+                         an unprotected Ctrl-C left the SQLite connection holding its write lock
+    ``epoch_end:N``      once history.csv has the row of epoch N (``hold`` here for SIGKILL tests)
+    ``publish``          while the stage writes its outputs
+
+When the fault fires, the file named by ``INSPECTCNN_FAULT_MARKER`` (if set) is written: the event
+a test waits on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+_SPEC = os.environ.get("INSPECTCNN_FAULT", "")
+_IN_STAGE = any(arg.startswith("pipeline.") for arg in sys.orig_argv[1:3])
+
+
+def _fire() -> None:
+    marker = os.environ.get("INSPECTCNN_FAULT_MARKER")
+    if marker:
+        with open(marker, "w") as handle:
+            handle.write(_SPEC)
+    action = _SPEC.split("@", 1)[0]
+    if action == "sigint":
+        os.killpg(os.getpgrp(), signal.SIGINT)
+    elif action == "hold":
+        while True:
+            time.sleep(3600)
+    else:
+        raise SystemExit(f"INSPECTCNN_FAULT: unknown action {action!r}")
+
+
+def _once(condition):
+    """Fire the first time ``condition`` holds."""
+    fired = []
+
+    def check(*args) -> bool:
+        if not fired and condition(*args):
+            fired.append(True)
+            return True
+        return False
+
+    return check
+
+
+def _install(moment: str, epoch: int) -> None:
+    if moment == "run_started":
+        import mlflow
+
+        original_start = mlflow.start_run
+
+        def start_run(*args, **kwargs):
+            run = original_start(*args, **kwargs)
+            _fire()
+            return run
+
+        mlflow.start_run = start_run
+    elif moment == "mid_epoch":
+        import keras
+
+        from inspectcnn import training
+
+        due = _once(lambda e, b: e + 1 >= epoch and b >= 1)
+        original_batch = training.NanGuard.on_batch_end
+
+        def on_batch_end(self, batch, logs=None):
+            original_batch(self, batch, logs)
+            if due(getattr(self, "_epoch", 0), batch):
+                _fire()
+
+        training.NanGuard.on_batch_end = on_batch_end
+        assert keras  # imported for its side effect of loading the backend first
+    elif moment == "checkpoint":
+        import keras
+
+        due = _once(lambda e: e + 1 >= epoch)
+        original_save = keras.callbacks.ModelCheckpoint._save_model
+
+        def save_model(self, epoch, batch, logs):
+            if due(epoch):
+                _fire()  # the handler runs inside the save below
+            return original_save(self, epoch=epoch, batch=batch, logs=logs)
+
+        keras.callbacks.ModelCheckpoint._save_model = save_model
+    elif moment == "mlflow_write":
+        from sqlalchemy.engine import default
+
+        inserts = []
+        original_many = default.DefaultDialect.do_executemany
+
+        def do_executemany(self, cursor, statement, parameters, context=None):
+            result = original_many(self, cursor, statement, parameters, context)
+            if statement.startswith("INSERT INTO metrics"):
+                inserts.append(statement)
+                if len(inserts) == epoch:
+                    _fire()  # the handler runs here, inside SQLAlchemy's execute
+            return result
+
+        default.DefaultDialect.do_executemany = do_executemany
+    elif moment == "epoch_end":
+        import keras
+
+        due = _once(lambda e: e + 1 >= epoch)
+        original_end = keras.callbacks.CSVLogger.on_epoch_end
+
+        def on_epoch_end(self, epoch_index, logs=None):
+            original_end(self, epoch_index, logs)
+            if due(epoch_index):
+                _fire()
+
+        keras.callbacks.CSVLogger.on_epoch_end = on_epoch_end
+    elif moment == "publish":
+        from inspectcnn import dvc_outputs
+
+        original_write = dvc_outputs.write_table
+
+        def write_table(*args, **kwargs):
+            _fire()  # the handler runs inside the stage's publishing
+            return original_write(*args, **kwargs)
+
+        dvc_outputs.write_table = write_table
+    else:
+        raise SystemExit(f"INSPECTCNN_FAULT: unknown moment {moment!r}")
+
+
+if _SPEC and _IN_STAGE:
+    _moment, _, _epoch = _SPEC.split("@", 1)[1].partition(":")
+    _install(_moment, int(_epoch or 0))
