@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     def work():
         from inspectcnn.evaluate_stage import evaluate_model
 
-        params = load_params(args.params, check_models=False)
+        params = load_params(args.params)
         params.check_entry(args.name)
         return evaluate_model(args.name, params, paths.PREPARED, paths.model_dir(args.name))
 

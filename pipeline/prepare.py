@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work():
-        params = load_params(args.params, check_models=False)
+        params = load_params(args.params)
         return prepare(params.data, args.out, args.summary, params.seed)
 
     summary = run_stage("prepare", work)

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     def work():
         from inspectcnn.report import build_report
 
-        params = load_params(args.params, check_models=False)
+        params = load_params(args.params)
         return build_report(params, paths.MODELS, paths.PREPARED, paths.PREPARE_SUMMARY, paths.REPORTS,
                             register=not args.no_register)
 

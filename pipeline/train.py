@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work():
+        from inspectcnn.models import check_architectures
+
         params = load_params(args.params)
+        check_architectures(params)
         config = params.model(args.model)
         return run_training(args.model, config, params, paths.PREPARED, paths.model_dir(args.model))
 

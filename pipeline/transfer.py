@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work():
-        params = load_params(args.params, check_models=False)
+        params = load_params(args.params)
         config = params.transfer_config(args.name)
         return run_transfer_stage(args.name, config, params, paths.PREPARED, paths.model_dir(args.name))
 

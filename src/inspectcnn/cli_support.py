@@ -23,12 +23,12 @@ def setup_logging() -> None:
 def run_stage(name: str, work: Callable[[], T]) -> T:
     """Run a stage; a user error (bad params, bad data) exits 2 with its message, not a traceback."""
     from inspectcnn import interrupts
-    from inspectcnn.errors import user_errors
+    from inspectcnn.errors import UserError
 
     setup_logging()
     interrupts.install()
     try:
         return work()
-    except user_errors() as error:
+    except UserError as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         sys.exit(2)

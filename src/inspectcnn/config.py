@@ -14,10 +14,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from inspectcnn.errors import UserError
+
 PARAMS_FILE = Path("params.yaml")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """params.yaml is malformed; the message names every offending key."""
 
 
@@ -266,27 +268,19 @@ def _describe(error: ValidationError, prefix: str = "") -> str:
     return "invalid params.yaml:\n" + "\n".join(lines)
 
 
-def parse_params(raw: dict[str, Any] | None, *, check_models: bool = True) -> Params:
-    """Validate a params mapping; with ``check_models`` every models entry is merged and checked too."""
+def parse_params(raw: dict[str, Any] | None) -> Params:
+    """Validate a params mapping. Architecture names are checked by ``inspectcnn.models.check_architectures``
+    (the stages that build models call it), so that reading params never imports the model zoo."""
     try:
         params = Params.model_validate(raw or {})
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
-    if check_models:
-        from inspectcnn.models import list_models  # deferred: importing the zoo imports Keras
-
-        known = list_models()
-        for name in params.models:
-            arch = params.model(name).arch
-            if arch not in known:
-                raise ConfigError(
-                    f"invalid params.yaml:\n  models.{name}.arch: unknown architecture {arch!r}; "
-                    f"known: {', '.join(known)}"
-                )
+    for name in params.models:
+        params.model(name)  # each entry merged with the train defaults and validated
     return params
 
 
-def load_params(path: str | Path = PARAMS_FILE, *, check_models: bool = True) -> Params:
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml (the only place the file is read)."""
     path = Path(path)
     try:
@@ -297,4 +291,4 @@ def load_params(path: str | Path = PARAMS_FILE, *, check_models: bool = True) ->
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping of sections, got {type(raw).__name__}")
-    return parse_params(raw, check_models=check_models)
+    return parse_params(raw)

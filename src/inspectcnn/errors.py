@@ -1,22 +1,10 @@
-"""The errors that mean "fix your input", as opposed to bugs: stages print them without a traceback."""
+"""The one base of the errors that mean "fix your input" (params, data, models, the MLflow store),
+as opposed to bugs: stages print them in one line without a traceback and exit 2.
 
-from inspectcnn.config import ConfigError
-from inspectcnn.data.images import BadImageError
-from inspectcnn.data.prepare import PrepareError
-from inspectcnn.data.sources import DataSourceError
-from inspectcnn.models.registry import InputTooSmallError, UnknownModelError
-from inspectcnn.tracking import TrackingUnavailableError
-
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError, PrepareError, DataSourceError, BadImageError, InputTooSmallError, UnknownModelError,
-    TrackingUnavailableError,
-)
+Imports nothing, so that any module can subclass it without pulling the rest of the package in
+(and, through the derived stage dependencies, every stage's rerun with it).
+"""
 
 
-def user_errors() -> tuple[type[Exception], ...]:
-    """USER_ERRORS plus the training errors (imported late: training imports TensorFlow)."""
-    from inspectcnn.models.saving import UnsafeModelError
-    from inspectcnn.transfer import TransferError
-    from inspectcnn.training import TrainingError
-
-    return (*USER_ERRORS, TrainingError, TransferError, UnsafeModelError)
+class UserError(Exception):
+    """Something the user must fix; the message names the setting, file or value and what to do."""

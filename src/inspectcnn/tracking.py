@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from inspectcnn import interrupts
+from inspectcnn.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class TrackingUnavailableError(RuntimeError):
+class TrackingUnavailableError(UserError, RuntimeError):
     """The MLflow store cannot be reached and ``mlflow.required`` is true."""
 
 

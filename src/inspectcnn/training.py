@@ -26,13 +26,14 @@ from inspectcnn import interrupts
 from inspectcnn.config import TrainConfig
 from inspectcnn.data.dataset import load_split
 from inspectcnn.data.prepare import read_meta
+from inspectcnn.errors import UserError
 from inspectcnn.models import InputTooSmallError, build_model, check_input_size
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = Path("checkpoints")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """Training cannot start or went wrong in a way the user must act on (bad params, divergence)."""
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from keras import layers
 
 from inspectcnn.config import TransferConfig
+from inspectcnn.errors import UserError
 from inspectcnn.models.saving import load_model
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-class TransferError(ValueError):
+class TransferError(UserError, ValueError):
     """A transfer experiment is misconfigured (weights, backbone, layer names): raised before training."""
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from inspectcnn.config import ConfigError, parse_params
 from inspectcnn.data.prepare import read_meta
+from inspectcnn.models import check_architectures
 from inspectcnn.training import TrainingError, check_before_training
 
 from helpers import REPO
@@ -18,7 +19,9 @@ pytestmark = pytest.mark.reliability
 
 def error_of(raw: dict, check_models: bool = True) -> str:
     with pytest.raises(ConfigError) as info:
-        parse_params(raw, check_models=check_models)
+        params = parse_params(raw)
+        if check_models:
+            check_architectures(params)
     return str(info.value)
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from inspectcnn.errors import UserError
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm"})
 
 
-class BadImageError(ValueError):
+class BadImageError(UserError, ValueError):
     """An image that cannot be decoded; ``path`` and ``reason`` say which and why."""
 
     def __init__(self, path: str | Path, reason: str):

@@ -28,8 +28,9 @@ from tqdm import tqdm
 
 from inspectcnn.config import DataConfig
 from inspectcnn.data.images import BadImageError, content_hash, read_image, resize_and_encode
-from inspectcnn.dvc_outputs import write_metrics
 from inspectcnn.data.sources import SPLITS, DataSourceError, Item, Listing, list_items
+from inspectcnn.dvc_outputs import write_metrics
+from inspectcnn.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.csv"
 
 
-class PrepareError(ValueError):
+class PrepareError(UserError, ValueError):
     """The data set cannot be prepared as configured; the message lists every problem found."""
 
 

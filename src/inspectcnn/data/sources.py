@@ -13,12 +13,13 @@ from pathlib import Path
 
 from inspectcnn.config import DataConfig
 from inspectcnn.data.images import is_image_file
+from inspectcnn.errors import UserError
 
 SPLITS = ("train", "val", "test")
 ELPV_CLASSES = ("functional", "defective")
 
 
-class DataSourceError(ValueError):
+class DataSourceError(UserError, ValueError):
     """The data set itself is unusable (missing folder, empty class, bad CSV...)."""
 
 

@@ -29,10 +29,23 @@ register("resnet34", resnet.resnet34)
 register("resnet50", resnet.resnet50)
 register("densenet121", densenet.densenet121)
 
+
+def check_architectures(params) -> None:
+    """Every ``models:`` entry of a validated params.yaml names a registered architecture."""
+    from inspectcnn.config import ConfigError
+
+    known = list_models()
+    for name in params.models:
+        arch = params.model(name).arch
+        if arch not in known:
+            raise ConfigError(f"invalid params.yaml:\n  models.{name}.arch: unknown architecture {arch!r}; "
+                              f"known: {', '.join(known)}")
+
 __all__ = [
     "InputTooSmallError",
     "UnknownModelError",
     "build_model",
+    "check_architectures",
     "check_input_size",
     "get_builder",
     "list_models",

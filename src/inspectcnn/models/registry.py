@@ -6,16 +6,18 @@ from collections.abc import Callable
 
 import keras
 
+from inspectcnn.errors import UserError
+
 Builder = Callable[..., keras.Model]
 _BUILDERS: dict[str, Builder] = {}
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(UserError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
 
 
-class InputTooSmallError(ValueError):
+class InputTooSmallError(UserError, ValueError):
     """The input is smaller than the architecture's down-sampling allows."""
 
 

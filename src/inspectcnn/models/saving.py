@@ -12,8 +12,10 @@ from pathlib import Path
 
 import keras
 
+from inspectcnn.errors import UserError
 
-class UnsafeModelError(ValueError):
+
+class UnsafeModelError(UserError, ValueError):
     """A model file needs unsafe deserialization (code stored in the file) and is not loaded."""
 
 
