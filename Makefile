@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: setup run test test-all ui clean
+.PHONY: setup run test gpu-params ui clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+gpu-params: $(STAMP)  ## params.gpu.yaml: the full-size configuration (native input sizes, full widths)
+	$(BIN)/python -m pipeline.gpu_params params.yaml > params.gpu.yaml
+	@echo "wrote params.gpu.yaml; review it, then: cp params.gpu.yaml params.yaml && make run"
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host $(HOST) --port $(PORT)

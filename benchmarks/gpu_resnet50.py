@@ -37,7 +37,7 @@ from pipeline_overhead import bare_fit, compare, in_memory, project_fit  # noqa:
 from inspectcnn import paths  # noqa: E402
 from inspectcnn.config import load_params  # noqa: E402
 from inspectcnn.data.prepare import read_meta  # noqa: E402
-from inspectcnn.training import _train_labels, class_weights, configure_precision  # noqa: E402
+from inspectcnn.training import class_weights, configure_precision, train_labels  # noqa: E402
 
 
 def mixed_mode() -> str:
@@ -71,7 +71,7 @@ def main() -> None:
     train_count = meta["splits"]["train"]["count"]
     scratch = Path(tempfile.mkdtemp(prefix="inspectcnn-gpu-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
-    weights = class_weights(_train_labels(prepared))
+    weights = class_weights(train_labels(prepared))
     base = params.model("resnet50").model_copy(update={
         "arch": "resnet50", "image_size": args.size, "width": args.width, "channels": 3,
         "batch_size": args.batch_size, "epochs": args.epochs, "early_stopping_patience": 0,

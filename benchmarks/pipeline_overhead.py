@@ -38,7 +38,7 @@ from inspectcnn.data.dataset import load_split  # noqa: E402
 from inspectcnn.data.prepare import read_meta  # noqa: E402
 from inspectcnn.models import build_model  # noqa: E402
 from inspectcnn.training import (  # noqa: E402
-    _optimizer, _train_labels, class_weights, configure_precision, train,
+    make_optimizer, train_labels, class_weights, configure_precision, train,
 )
 
 
@@ -88,7 +88,7 @@ def bare_fit(config, data, weights, epochs: int, seed: int) -> SteadyTimer:
     model = build_model(config.arch, x.shape[1:], width=config.width)
     model.compile(
         jit_compile=config.jit_compile,
-        optimizer=_optimizer(config, -(-len(x) // config.batch_size)),
+        optimizer=make_optimizer(config, -(-len(x) // config.batch_size)),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc"),
                  keras.metrics.AUC(curve="PR", name="pr_auc")],
@@ -123,7 +123,7 @@ def main() -> None:
     train_count, val_count = meta["splits"]["train"]["count"], meta["splits"]["val"]["count"]
     scratch = Path(tempfile.mkdtemp(prefix="inspectcnn-overhead-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
-    weights = class_weights(_train_labels(prepared))
+    weights = class_weights(train_labels(prepared))
 
     results = []
     for name in args.models:

@@ -9,10 +9,10 @@ import sys
 
 import yaml
 
-NATIVE_SIZE = {"lenet": 32, "simple_cnn": 32}  # the notes' small networks; everything else 224
-
 
 def gpu_params(params: dict) -> dict:
+    from inspectcnn.models import architecture  # each architecture declares its native input size
+
     params = dict(params)
     params["data"] = {**params.get("data", {}), "image_size": 224}
     params["train"] = {**params.get("train", {}), "batch_size": 64, "epochs": 40, "early_stopping_patience": 8,
@@ -20,7 +20,7 @@ def gpu_params(params: dict) -> dict:
     models = {}
     for name, entry in (params.get("models") or {}).items():
         arch = (entry or {}).get("arch", name)
-        models[name] = {**(entry or {}), "width": 1.0, "image_size": NATIVE_SIZE.get(arch, 224)}
+        models[name] = {**(entry or {}), "width": 1.0, "image_size": architecture(arch).native_size}
     params["models"] = models
     return params
 

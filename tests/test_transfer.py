@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from inspectcnn.backbones import BACKBONES
 from inspectcnn.config import TransferConfig
 from inspectcnn.transfer import TransferError, build_transfer_model, head_model, load_base, set_trainable
 
@@ -79,3 +80,11 @@ def test_saved_transfer_model_loads_in_safe_mode(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_every_backbone_in_the_table_builds_and_has_its_default_finetune_layer(name):
+    entry = BACKBONES[name]
+    base = getattr(keras.applications, entry.constructor)(include_top=False, weights=None, input_shape=(96, 96, 3))
+    assert entry.finetune_from in [layer.name for layer in base.layers]
+    assert entry.preprocessing in ("caffe", "torch", "tf", "raw")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from inspectcnn.backbones import BACKBONES
 from inspectcnn.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
@@ -124,13 +125,10 @@ class TrainConfig(_Frozen):
     steps_per_execution: int = Field(1, ge=1)
 
 
-BACKBONES = ("vgg16", "vgg19", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0")
-
-
 class TransferConfig(_Frozen):
     """One ``transfer.<name>`` experiment: a pretrained base, a new head, frozen then fine-tuned."""
 
-    backbone: Literal["vgg16", "vgg19", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0"] = "vgg16"
+    backbone: str = "vgg16"  # a key of inspectcnn.backbones.BACKBONES
     # hed-vgg16 (bundled, offline) | imagenet (downloaded by Keras) | none | a .weights.h5/.keras path
     weights: str = "hed-vgg16"
     image_size: int = Field(96, ge=32, le=4096)
@@ -140,7 +138,8 @@ class TransferConfig(_Frozen):
     frozen_epochs: int = Field(8, ge=0)
     learning_rate: float = Field(1e-3, gt=0.0)
     finetune_epochs: int = Field(4, ge=0)
-    finetune_from: str | None = "block5_conv1"  # first base layer to train in phase 2
+    # first base layer to train in phase 2; auto: the backbone's last stage (backbones.py); null: none
+    finetune_from: str | None = "auto"
     finetune_learning_rate: float = Field(1e-4, gt=0.0)
     # auto: cache the frozen base's features for phase 1 when augmentation is off
     cache_features: bool | Literal["auto"] = "auto"
@@ -150,6 +149,18 @@ class TransferConfig(_Frozen):
     mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = "auto"
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
     deterministic: bool = False
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, value: str) -> str:
+        if value not in BACKBONES:
+            raise ValueError(f"unknown backbone; known: {', '.join(BACKBONES)}")
+        return value
+
+    @property
+    def finetune_layer(self) -> str | None:
+        """``finetune_from`` with auto resolved for the backbone."""
+        return BACKBONES[self.backbone].finetune_from if self.finetune_from == "auto" else self.finetune_from
 
     @model_validator(mode="after")
     def _consistent(self) -> TransferConfig:

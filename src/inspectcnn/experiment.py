@@ -37,7 +37,7 @@ def run_transfer_stage(name: str, config: TransferConfig, params: Params, prepar
 def _tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict, out_dir: Path, work) -> dict:
     """Run ``work(run)`` inside an MLflow run; log its summary metrics, history plot and model."""
     from inspectcnn import plots, tracking
-    from inspectcnn.training import _read_history
+    from inspectcnn.training import read_history
 
     run_params = {"seed": params.seed, "entry": name, **config.model_dump(),
                   "data": {"source": meta["source"], "stored_size": meta["image_size"],
@@ -49,7 +49,7 @@ def _tracked(stage: str, kind: str, name: str, config, params: Params, meta: dic
         result = work(run)
         run.log_metrics({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))
                          and not isinstance(v, bool) and k != "best_epoch"})
-        figure = plots.history_figure(_read_history(result.history_path), title=stage)
+        figure = plots.history_figure(read_history(result.history_path), title=stage)
         run.log_figure(figure, "history.png")
         plots.close(figure)
         run.log_artifact(result.history_path)

@@ -164,7 +164,7 @@ class LogLearningRate(keras.callbacks.Callback):
 # --------------------------------------------------------------------------- set-up
 
 
-def _optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     learning_rate = config.learning_rate
     if config.schedule == "cosine":
         warmup = config.warmup_epochs * steps_per_epoch
@@ -194,7 +194,7 @@ def class_weights(labels: list[int]) -> dict[int, float]:
     return {int(c): float(w) for c, w in zip(classes, weights)}
 
 
-def _train_labels(prepared_dir: Path) -> list[int]:
+def train_labels(prepared_dir: Path) -> list[int]:
     import pandas as pd
 
     manifest = pd.read_csv(Path(prepared_dir) / "manifest.csv", usecols=["label", "split"])
@@ -221,7 +221,7 @@ def check_before_training(name: str, config: TrainConfig, meta: dict) -> int:
     return channels
 
 
-def _best_so_far(history_path: Path, monitor: str, mode: str) -> float | None:
+def best_so_far(history_path: Path, monitor: str, mode: str) -> float | None:
     if not history_path.is_file():
         return None
     with history_path.open() as handle:
@@ -271,12 +271,12 @@ def train(
                           channels=channels, cache=config.cache)
     train_count = int(meta["splits"]["train"]["count"])
     steps_per_epoch = math.ceil(train_count / batch_size)
-    weights = class_weights(_train_labels(prepared_dir)) if config.class_weight == "balanced" else None
+    weights = class_weights(train_labels(prepared_dir)) if config.class_weight == "balanced" else None
 
     with strategy.scope():
         model = build_model(config.arch, (config.image_size, config.image_size, channels), width=config.width)
         model.compile(
-            optimizer=_optimizer(config, steps_per_epoch),
+            optimizer=make_optimizer(config, steps_per_epoch),
             loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
             metrics=[
                 keras.metrics.BinaryAccuracy(name="accuracy"),
@@ -297,7 +297,7 @@ def train(
         nan_guard,
         keras.callbacks.ModelCheckpoint(
             str(best_path), monitor=config.monitor, mode=mode, save_best_only=True,
-            initial_value_threshold=_best_so_far(history_path, config.monitor, mode),
+            initial_value_threshold=best_so_far(history_path, config.monitor, mode),
         ),
         keras.callbacks.CSVLogger(str(history_path), append=True),
         meter,
@@ -330,7 +330,7 @@ def train(
     if not best_path.is_file():
         raise TrainingError(f"{name}: no epoch produced a finite {config.monitor}; no model was saved")
 
-    rows = _read_history(history_path)
+    rows = read_history(history_path)
     best = (max if mode == "max" else min)(rows, key=lambda r: float(r[config.monitor]))
     metrics = {
         "best_epoch": int(best["epoch"]) + 1,
@@ -346,10 +346,10 @@ def train(
     }
     if not is_chief():  # other workers of a multi-worker run must not write the shared outputs
         return TrainResult(metrics, best_path, history_path)
-    return _publish(work_dir, out_dir, metrics)
+    return publish(work_dir, out_dir, metrics)
 
 
-def _read_history(path: Path) -> list[dict]:
+def read_history(path: Path) -> list[dict]:
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
     # After a resume CSVLogger appends; keep the last row per epoch.
@@ -357,13 +357,13 @@ def _read_history(path: Path) -> list[dict]:
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def _publish(work_dir: Path, out_dir: Path, metrics: dict) -> TrainResult:
+def publish(work_dir: Path, out_dir: Path, metrics: dict) -> TrainResult:
     """Copy the finished results into the stage outputs, then drop the work folder."""
     from inspectcnn.dvc_outputs import write_split_metrics, write_table
 
     interrupts.check()  # never publish after a Ctrl-C, even one whose KeyboardInterrupt was swallowed
     model_path, history_path = out_dir / "model.keras", out_dir / "history.csv"
-    rows = _read_history(work_dir / "history.csv")
+    rows = read_history(work_dir / "history.csv")
     for row in rows:
         row["epoch"] = int(row["epoch"]) + 1  # 1-based in the outputs
     with interrupts.deferred():  # all of the outputs or none: a Ctrl-C here is raised once they are written

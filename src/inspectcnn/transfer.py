@@ -19,21 +19,13 @@ import keras
 import numpy as np
 from keras import layers
 
+from inspectcnn.backbones import BACKBONES
 from inspectcnn.config import TransferConfig
 from inspectcnn.errors import UserError
 from inspectcnn.models.saving import load_model
 
 log = logging.getLogger(__name__)
 
-# backbone -> (keras.applications constructor name, preprocess_input mode of that family)
-BACKBONES = {
-    "vgg16": ("VGG16", "caffe"),
-    "vgg19": ("VGG19", "caffe"),
-    "resnet50": ("ResNet50", "caffe"),
-    "densenet121": ("DenseNet121", "torch"),
-    "mobilenet_v2": ("MobileNetV2", "tf"),
-    "efficientnet_b0": ("EfficientNetB0", "raw"),  # the model rescales by itself
-}
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -63,7 +55,7 @@ def preprocess(x, mode: str):
 
 
 def _application(backbone: str, size: int, weights: str | None):
-    constructor = getattr(keras.applications, BACKBONES[backbone][0])
+    constructor = getattr(keras.applications, BACKBONES[backbone].constructor)
     return constructor(include_top=False, weights=weights, input_shape=(size, size, 3), name="backbone")
 
 
@@ -131,7 +123,7 @@ def build_transfer_model(config: TransferConfig, channels: int, base: keras.Mode
     base = base or load_base(config)
     inputs = layers.Input((config.image_size, config.image_size, channels), name="image")
     x = layers.Concatenate(name="gray_to_rgb")([inputs] * 3) if channels == 1 else inputs
-    x = preprocess(x, BACKBONES[config.backbone][1])
+    x = preprocess(x, BACKBONES[config.backbone].preprocessing)
     x = base(x, training=False)  # BatchNorm stays in inference mode, also when fine-tuning
     x = layers.Identity(name="features")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -215,8 +207,8 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
     from inspectcnn.data.dataset import load_split
     from inspectcnn.data.prepare import read_meta
     from inspectcnn.training import (
-        NanGuard, StopOnInterrupt, ThroughputMeter, TrainingError, _best_so_far, _publish, _read_history,
-        _train_labels, allow_async_dispatch, class_weights, configure_precision,
+        NanGuard, StopOnInterrupt, ThroughputMeter, TrainingError, allow_async_dispatch, best_so_far, class_weights,
+        configure_precision, make_strategy, publish, read_history, train_labels,
     )
 
     meta = read_meta(prepared_dir)
@@ -227,106 +219,109 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
 
         tf.config.experimental.enable_op_determinism()
     policy = configure_precision(config.mixed_precision)
-    model = build_transfer_model(config, channels)
-    set_trainable(model, config.finetune_from)  # validates the layer name before any training
-    set_trainable(model, None)
+    strategy = make_strategy(config.strategy)  # tf.distribute: mirrored over every GPU with "auto"
+    replicas = strategy.num_replicas_in_sync
+    with strategy.scope():  # models, optimizers and reloaded checkpoints all live in the strategy
+        model = build_transfer_model(config, channels)
+        set_trainable(model, config.finetune_layer)  # validates the layer name before any training
+        set_trainable(model, None)
 
-    work_dir.mkdir(parents=True, exist_ok=True)
-    history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
-    frozen_path, features_path = work_dir / "frozen.keras", work_dir / "features.npz"
-    weights = class_weights(_train_labels(prepared_dir)) if config.class_weight == "balanced" else None
-    load = dict(image_size=config.image_size, batch_size=config.batch_size, channels=channels)
-    train_count = int(meta["splits"]["train"]["count"])
-    mode = "min" if config.monitor == "val_loss" else "max"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
+        frozen_path, features_path = work_dir / "frozen.keras", work_dir / "features.npz"
+        weights = class_weights(train_labels(prepared_dir)) if config.class_weight == "balanced" else None
+        load = dict(image_size=config.image_size, batch_size=config.batch_size * replicas, channels=channels)
+        train_count = int(meta["splits"]["train"]["count"])
+        mode = "min" if config.monitor == "val_loss" else "max"
 
-    def callbacks(meter, phase: str, nan_guard, *checkpoint):
-        found = [keras.callbacks.BackupAndRestore(str(work_dir / f"backup-{phase}"), delete_checkpoint=False),
-                 StopOnInterrupt(), nan_guard, *checkpoint, keras.callbacks.CSVLogger(str(history_path), append=True),
-                 meter]
-        if run is not None and (callback := run.keras_callback()) is not None:
-            found.append(callback)
-        allow_async_dispatch(found)
-        return found
+        def callbacks(meter, phase: str, nan_guard, *checkpoint):
+            found = [keras.callbacks.BackupAndRestore(str(work_dir / f"backup-{phase}"), delete_checkpoint=False),
+                     StopOnInterrupt(), nan_guard, *checkpoint, keras.callbacks.CSVLogger(str(history_path), append=True),
+                     meter]
+            if run is not None and (callback := run.keras_callback()) is not None:
+                found.append(callback)
+            allow_async_dispatch(found)
+            return found
 
-    def check_finite(nan_guard) -> None:
-        if nan_guard.diverged_at is not None:
-            import shutil
+        def check_finite(nan_guard) -> None:
+            if nan_guard.diverged_at is not None:
+                import shutil
 
-            shutil.rmtree(work_dir, ignore_errors=True)
-            raise TrainingError(f"transfer.{name}: the loss became NaN/inf in epoch {nan_guard.diverged_at} - "
-                                "lower the learning rates; no model was saved")
+                shutil.rmtree(work_dir, ignore_errors=True)
+                raise TrainingError(f"transfer.{name}: the loss became NaN/inf in epoch {nan_guard.diverged_at} - "
+                                    "lower the learning rates; no model was saved")
 
-    started = time.perf_counter()
-    timings = {}
-    val_data = load_split(prepared_dir, "val", **load)
-    if config.frozen_epochs and frozen_path.is_file():
-        log.info("transfer %s: phase 1 already complete in %s, resuming with phase 2", name, work_dir)
-        model = load_model(frozen_path)
-    elif config.frozen_epochs:
-        _compile(model, config.learning_rate)
-        phase_start = time.perf_counter()
-        meter, nan_guard = ThroughputMeter(train_count), NanGuard()
-        if config.uses_cached_features:
-            if features_path.is_file():
-                with np.load(features_path) as cached:
-                    x_train, y_train, x_val, y_val = (cached[k] for k in ("x_train", "y_train", "x_val", "y_val"))
+        started = time.perf_counter()
+        timings = {}
+        val_data = load_split(prepared_dir, "val", **load)
+        if config.frozen_epochs and frozen_path.is_file():
+            log.info("transfer %s: phase 1 already complete in %s, resuming with phase 2", name, work_dir)
+            model = load_model(frozen_path)
+        elif config.frozen_epochs:
+            _compile(model, config.learning_rate)
+            phase_start = time.perf_counter()
+            meter, nan_guard = ThroughputMeter(train_count), NanGuard()
+            if config.uses_cached_features:
+                if features_path.is_file():
+                    with np.load(features_path) as cached:
+                        x_train, y_train, x_val, y_val = (cached[k] for k in ("x_train", "y_train", "x_val", "y_val"))
+                else:
+                    x_train, y_train = extract_features(model, load_split(prepared_dir, "train", **load))
+                    x_val, y_val = extract_features(model, val_data)
+                    tmp = work_dir / ".features.tmp.npz"
+                    np.savez(tmp, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
+                    tmp.replace(features_path)
+                    timings["feature_extraction_s"] = round(time.perf_counter() - phase_start, 2)
+                head_only = head_model(model)
+                _compile(head_only, config.learning_rate)
+                head_only.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.frozen_epochs,
+                              batch_size=config.batch_size * replicas, class_weight=weights,
+                              callbacks=callbacks(meter, "frozen", nan_guard), verbose=2)
             else:
-                x_train, y_train = extract_features(model, load_split(prepared_dir, "train", **load))
-                x_val, y_val = extract_features(model, val_data)
-                tmp = work_dir / ".features.tmp.npz"
-                np.savez(tmp, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
-                tmp.replace(features_path)
-                timings["feature_extraction_s"] = round(time.perf_counter() - phase_start, 2)
-            head_only = head_model(model)
-            _compile(head_only, config.learning_rate)
-            head_only.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.frozen_epochs,
-                          batch_size=config.batch_size, class_weight=weights,
-                          callbacks=callbacks(meter, "frozen", nan_guard), verbose=2)
-        else:
+                train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
+                model.fit(train_data, validation_data=val_data, epochs=config.frozen_epochs, class_weight=weights,
+                          callbacks=callbacks(meter, "frozen", nan_guard), shuffle=False, verbose=2)
+            check_finite(nan_guard)
+            timings["frozen_phase_s"] = round(time.perf_counter() - phase_start, 2)
+            model.save(best_path)
+            tmp = work_dir / ".frozen.tmp.keras"
+            model.save(tmp)
+            tmp.replace(frozen_path)  # phase 1 is complete only once this file exists
+
+        trainable = []
+        if config.finetune_epochs:
+            trainable = set_trainable(model, config.finetune_layer)
+            _compile(model, config.finetune_learning_rate)
+            best = best_so_far(history_path, config.monitor, mode)
+            phase_start = time.perf_counter()
             train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
-            model.fit(train_data, validation_data=val_data, epochs=config.frozen_epochs, class_weight=weights,
-                      callbacks=callbacks(meter, "frozen", nan_guard), shuffle=False, verbose=2)
-        check_finite(nan_guard)
-        timings["frozen_phase_s"] = round(time.perf_counter() - phase_start, 2)
-        model.save(best_path)
-        tmp = work_dir / ".frozen.tmp.keras"
-        model.save(tmp)
-        tmp.replace(frozen_path)  # phase 1 is complete only once this file exists
+            meter, nan_guard = ThroughputMeter(train_count), NanGuard()
+            checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), monitor=config.monitor, mode=mode,
+                                                         save_best_only=True, initial_value_threshold=best)
+            model.fit(train_data, validation_data=val_data, initial_epoch=config.frozen_epochs,
+                      epochs=config.frozen_epochs + config.finetune_epochs, class_weight=weights,
+                      callbacks=callbacks(meter, "finetune", nan_guard, checkpoint), shuffle=False, verbose=2)
+            check_finite(nan_guard)
+            timings["finetune_phase_s"] = round(time.perf_counter() - phase_start, 2)
+            timings["finetune_images_per_s"] = round(meter.images_per_s, 2)
 
-    trainable = []
-    if config.finetune_epochs:
-        trainable = set_trainable(model, config.finetune_from)
-        _compile(model, config.finetune_learning_rate)
-        best = _best_so_far(history_path, config.monitor, mode)
-        phase_start = time.perf_counter()
-        train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
-        meter, nan_guard = ThroughputMeter(train_count), NanGuard()
-        checkpoint = keras.callbacks.ModelCheckpoint(str(best_path), monitor=config.monitor, mode=mode,
-                                                     save_best_only=True, initial_value_threshold=best)
-        model.fit(train_data, validation_data=val_data, initial_epoch=config.frozen_epochs,
-                  epochs=config.frozen_epochs + config.finetune_epochs, class_weight=weights,
-                  callbacks=callbacks(meter, "finetune", nan_guard, checkpoint), shuffle=False, verbose=2)
-        check_finite(nan_guard)
-        timings["finetune_phase_s"] = round(time.perf_counter() - phase_start, 2)
-        timings["finetune_images_per_s"] = round(meter.images_per_s, 2)
+        rows = read_history(history_path)
+        if any(not math.isfinite(float(r["loss"])) for r in rows):
+            from inspectcnn.training import TrainingError
 
-    rows = _read_history(history_path)
-    if any(not math.isfinite(float(r["loss"])) for r in rows):
-        from inspectcnn.training import TrainingError
-
-        raise TrainingError(f"transfer.{name}: the loss became NaN - lower the learning rates; no model was saved")
-    best_row = (max if mode == "max" else min)(rows, key=lambda r: float(r[config.monitor]))
-    metrics = {
-        "best_epoch": int(best_row["epoch"]) + 1,
-        "best_phase": "frozen" if int(best_row["epoch"]) < config.frozen_epochs else "finetune",
-        "epochs_run": len(rows),
-        **{f"best_{k}": float(best_row[k]) for k in ("val_loss", "val_accuracy", "val_auc", "val_pr_auc")},
-        **timings,
-        "wall_time_s": round(time.perf_counter() - started, 2),
-        "params": int(model.count_params()),
-        "finetuned_layers": len(trainable),
-        "image_size": config.image_size,
-        "precision_policy": policy,
-        "cached_features": config.uses_cached_features,
-    }
-    return _publish(work_dir, out_dir, metrics)
+            raise TrainingError(f"transfer.{name}: the loss became NaN - lower the learning rates; no model was saved")
+        best_row = (max if mode == "max" else min)(rows, key=lambda r: float(r[config.monitor]))
+        metrics = {
+            "best_epoch": int(best_row["epoch"]) + 1,
+            "best_phase": "frozen" if int(best_row["epoch"]) < config.frozen_epochs else "finetune",
+            "epochs_run": len(rows),
+            **{f"best_{k}": float(best_row[k]) for k in ("val_loss", "val_accuracy", "val_auc", "val_pr_auc")},
+            **timings,
+            "wall_time_s": round(time.perf_counter() - started, 2),
+            "params": int(model.count_params()),
+            "finetuned_layers": len(trainable),
+            "image_size": config.image_size,
+            "precision_policy": policy,
+            "cached_features": config.uses_cached_features,
+        }
+        return publish(work_dir, out_dir, metrics)

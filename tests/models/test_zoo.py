@@ -6,14 +6,26 @@ import keras
 import numpy as np
 import pytest
 
-from inspectcnn.models import InputTooSmallError, UnknownModelError, build_model, list_models, minimum_input_size
+from inspectcnn.models import (
+    InputTooSmallError,
+    UnknownModelError,
+    architecture,
+    build_model,
+    get_builder,
+    list_models,
+    minimum_input_size,
+)
+from inspectcnn.models.registry import too_small
 
 REQUIRED = {
     "lenet", "simple_cnn", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19",
     "googlenet", "resnet18", "resnet34", "resnet50", "densenet121",
 }
-# Small but legal inputs: alexnet's stride-4 stem needs 63 px, densenet's four poolings 29 px.
-SIZE = {"alexnet": 64, "densenet121": 32}
+
+
+def small_size(name: str) -> int:
+    """A small but legal input: 32 px, or the architecture's declared minimum where that is larger."""
+    return max(32, architecture(name).min_size + 1)
 
 
 def test_all_required_architectures_are_registered():
@@ -28,7 +40,7 @@ def test_unknown_name_lists_the_known_ones():
 @pytest.mark.parametrize("name", list_models())
 def test_builds_trains_saves_and_reloads(name, tmp_path):
     keras.utils.set_random_seed(0)
-    size = SIZE.get(name, 32)
+    size = small_size(name)
     channels = 1 if name in ("lenet", "resnet18") else 3
     model = build_model(name, (size, size, channels), width=0.125)
     x = np.random.default_rng(0).random((4, size, size, channels), dtype=np.float32)
@@ -49,6 +61,25 @@ def test_builds_trains_saves_and_reloads(name, tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)  # no custom objects needed
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def fits(name: str, size: int) -> bool:
+    try:
+        return not too_small(get_builder(name)((size, size, 3), width=0.125))
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_declared_metadata_matches_the_network(name):
+    """The declared minimum input is the real one (binary search over cheap narrow builds)."""
+    low, high = 1, 512
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(name, middle) else (middle + 1, high)
+    info = architecture(name)
+    assert info.min_size == low
+    assert info.native_size >= info.min_size and info.family
 
 
 @pytest.mark.parametrize(("name", "minimum"), [("lenet", 12), ("simple_cnn", 10), ("alexnet", 63), ("vgg16", 32)])

@@ -33,7 +33,7 @@ def test_diverging_learning_rate_fails_the_run_and_saves_nothing(tmp_path, monke
 
     from inspectcnn import training
 
-    monkeypatch.setattr(training, "_optimizer", lambda config, steps: keras.optimizers.SGD(1e9, momentum=0.9))
+    monkeypatch.setattr(training, "make_optimizer", lambda config, steps: keras.optimizers.SGD(1e9, momentum=0.9))
     out = root / "models" / "lenet"
     with pytest.raises(TrainingError, match=r"loss became NaN/inf in epoch \d.*Lower models.lenet.learning_rate"):
         run_training("lenet", params.model("lenet"), params, root / "prepared", out)

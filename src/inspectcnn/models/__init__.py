@@ -1,13 +1,17 @@
 """The model zoo: every architecture of the lecture notes, built by name.
 
-To add an architecture: write a module with a builder ``(input_shape, *, width=1.0) -> keras.Model``
-and register it below with one line.
+To add an architecture: write a module with a builder ``(input_shape, *, width=1.0) -> keras.Model``,
+end it with ``register(name, builder, family=..., native_size=..., min_size=...)`` and import the
+module below.
 """
 
-from inspectcnn.models import alexnet, densenet, googlenet, lenet, resnet, simple_cnn, vgg
+# Importing a module registers its architectures (with their metadata) in this order.
+from inspectcnn.models import lenet, simple_cnn, alexnet, vgg, googlenet, resnet, densenet  # noqa: F401, I001
 from inspectcnn.models.registry import (
+    Architecture,
     InputTooSmallError,
     UnknownModelError,
+    architecture,
     build_model,
     check_input_size,
     get_builder,
@@ -15,19 +19,6 @@ from inspectcnn.models.registry import (
     minimum_input_size,
     register,
 )
-
-register("lenet", lenet.build)
-register("simple_cnn", simple_cnn.build)
-register("alexnet", alexnet.build)
-register("vgg11", vgg.vgg11)
-register("vgg13", vgg.vgg13)
-register("vgg16", vgg.vgg16)
-register("vgg19", vgg.vgg19)
-register("googlenet", googlenet.build)
-register("resnet18", resnet.resnet18)
-register("resnet34", resnet.resnet34)
-register("resnet50", resnet.resnet50)
-register("densenet121", densenet.densenet121)
 
 
 def check_architectures(params) -> None:
@@ -42,8 +33,10 @@ def check_architectures(params) -> None:
                               f"known: {', '.join(known)}")
 
 __all__ = [
+    "Architecture",
     "InputTooSmallError",
     "UnknownModelError",
+    "architecture",
     "build_model",
     "check_architectures",
     "check_input_size",

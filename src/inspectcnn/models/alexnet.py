@@ -3,6 +3,7 @@
 from keras import layers
 
 from inspectcnn.models.blocks import adaptive_average_pool, binary_head, features, model, scaled
+from inspectcnn.models.registry import register
 
 # (filters, kernel, stride, max-pool after)
 LAYERS = ((64, 11, 4, True), (192, 5, 1, True), (384, 3, 1, False), (256, 3, 1, False), (256, 3, 1, True))
@@ -23,3 +24,5 @@ def build(input_shape, *, width: float = 1.0):
     x = layers.Flatten(name="flatten")(x)
     hidden = (scaled(4096, width), scaled(4096, width))
     return model(inputs, binary_head(x, hidden, (0.5, 0.5, 0.0)), "alexnet")
+
+register("alexnet", build, family="alexnet", native_size=224, min_size=63)

@@ -9,6 +9,7 @@ from functools import partial
 from keras import layers
 
 from inspectcnn.models.blocks import BN_EPSILON, binary_head, features, model, scaled
+from inspectcnn.models.registry import register
 
 DENSENET121 = (6, 12, 24, 16)
 GROWTH_RATE = 32
@@ -60,3 +61,5 @@ def build(input_shape, *, blocks=DENSENET121, name: str = "densenet121", width: 
 
 
 densenet121 = partial(build, blocks=DENSENET121, name="densenet121")
+
+register("densenet121", densenet121, family="densenet", native_size=224, min_size=29)

@@ -3,6 +3,7 @@
 from keras import layers
 
 from inspectcnn.models.blocks import binary_head, features, model, scaled
+from inspectcnn.models.registry import register
 
 # Inception block: (1x1, (1x1 reduce, 3x3), (1x1 reduce, 5x5), pool-projection 1x1), as in d2l / Szegedy et al.
 GROUPS = (
@@ -48,3 +49,5 @@ def build(input_shape, *, width: float = 1.0):
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"group{g}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(features(x))
     return model(inputs, binary_head(x), "googlenet")
+
+register("googlenet", build, family="inception", native_size=224, min_size=1)  # same-padded strides

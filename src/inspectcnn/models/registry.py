@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import keras
 
 from inspectcnn.errors import UserError
 
 Builder = Callable[..., keras.Model]
-_BUILDERS: dict[str, Builder] = {}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the project knows of one architecture, declared beside its builder (timm-style)."""
+
+    name: str
+    build: Builder
+    family: str  # lenet | simple | alexnet | vgg | inception | resnet | densenet
+    native_size: int  # the square input its paper used: the full-size (GPU) configuration trains at it
+    min_size: int  # the smallest square input every layer accepts (tests/models/test_zoo.py measures it)
+
+
+_ARCHITECTURES: dict[str, Architecture] = {}
 
 
 class UnknownModelError(UserError, KeyError):
@@ -21,24 +35,29 @@ class InputTooSmallError(UserError, ValueError):
     """The input is smaller than the architecture's down-sampling allows."""
 
 
-def register(name: str, builder: Builder) -> None:
-    if name in _BUILDERS:
+def register(name: str, builder: Builder, *, family: str, native_size: int, min_size: int) -> None:
+    if name in _ARCHITECTURES:
         raise ValueError(f"model {name!r} is registered twice")
-    _BUILDERS[name] = builder
+    _ARCHITECTURES[name] = Architecture(name, builder, family, native_size, min_size)
 
 
 def list_models() -> list[str]:
-    return list(_BUILDERS)
+    return list(_ARCHITECTURES)
+
+
+def architecture(name: str) -> Architecture:
+    try:
+        return _ARCHITECTURES[name]
+    except KeyError:
+        raise UnknownModelError(f"unknown architecture {name!r}; known: {', '.join(_ARCHITECTURES)}") from None
 
 
 def get_builder(name: str) -> Builder:
-    try:
-        return _BUILDERS[name]
-    except KeyError:
-        raise UnknownModelError(f"unknown architecture {name!r}; known: {', '.join(_BUILDERS)}") from None
+    return architecture(name).build
 
 
-def _too_small(model: keras.Model) -> bool:
+def too_small(model: keras.Model) -> bool:
+    """Some layer's output has a spatial side below 1 (the input did not survive the down-sampling)."""
     for layer in model.layers:
         shape = layer.output.shape
         if len(shape) == 4 and (shape[1] < 1 or shape[2] < 1):
@@ -46,30 +65,15 @@ def _too_small(model: keras.Model) -> bool:
     return False
 
 
-def _fits(builder: Builder, size: int, channels: int) -> bool:
-    try:
-        return not _too_small(builder((size, size, channels), width=0.125))
-    except ValueError:
-        return False
-
-
-def minimum_input_size(name: str, channels: int = 3, upper: int = 1024) -> int:
-    """Smallest square input the architecture accepts (binary search over cheap narrow builds)."""
-    builder = get_builder(name)
-    low, high = 1, upper
-    while low < high:
-        middle = (low + high) // 2
-        if _fits(builder, middle, channels):
-            high = middle
-        else:
-            low = middle + 1
-    return low
+def minimum_input_size(name: str, channels: int = 3) -> int:
+    """Smallest square input the architecture accepts (declared at registration)."""
+    return architecture(name).min_size
 
 
 def check_input_size(name: str, size: int, channels: int = 3) -> None:
-    """InputTooSmallError (with the minimum) unless a size x size input fits; costs one narrow build."""
-    if not _fits(get_builder(name), size, channels):
-        minimum = minimum_input_size(name, channels)
+    """InputTooSmallError, naming the minimum, unless a size x size input fits; builds nothing."""
+    minimum = minimum_input_size(name, channels)
+    if size < minimum:
         raise InputTooSmallError(
             f"{name}: input {size}x{size} is too small; this architecture needs at least {minimum}x{minimum}"
         )
@@ -82,15 +86,6 @@ def build_model(name: str, input_shape: tuple[int, int, int], *, width: float = 
         raise ValueError(f"{name}: input_shape must be (height, width, 1 or 3), got {input_shape}")
     if width <= 0:
         raise ValueError(f"{name}: width must be positive, got {width}")
-    try:
-        model = builder(tuple(input_shape), width=width, **options)
-        too_small = _too_small(model)
-    except ValueError:
-        too_small = True
-    if too_small:
-        minimum = minimum_input_size(name, input_shape[-1])
-        raise InputTooSmallError(
-            f"{name}: input {input_shape[0]}x{input_shape[1]} is too small; "
-            f"this architecture needs at least {minimum}x{minimum}"
-        )
-    return model
+    for side in input_shape[:2]:
+        check_input_size(name, side, input_shape[-1])
+    return builder(tuple(input_shape), width=width, **options)

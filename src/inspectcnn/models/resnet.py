@@ -9,6 +9,7 @@ from functools import partial
 from keras import layers
 
 from inspectcnn.models.blocks import BN_EPSILON, binary_head, features, model, scaled
+from inspectcnn.models.registry import register
 
 CHANNELS = (64, 128, 256, 512)
 RESNET18 = ("basic", (2, 2, 2, 2))
@@ -76,3 +77,7 @@ def build(input_shape, *, spec=RESNET50, name: str = "resnet50", width: float = 
 resnet18 = partial(build, spec=RESNET18, name="resnet18")
 resnet34 = partial(build, spec=RESNET34, name="resnet34")
 resnet50 = partial(build, spec=RESNET50, name="resnet50")
+
+register("resnet18", resnet18, family="resnet", native_size=224, min_size=1)  # same-padded strides
+register("resnet34", resnet34, family="resnet", native_size=224, min_size=1)  # same-padded strides
+register("resnet50", resnet50, family="resnet", native_size=224, min_size=1)  # same-padded strides

@@ -3,6 +3,7 @@
 from keras import layers
 
 from inspectcnn.models.blocks import binary_head, features, model, scaled
+from inspectcnn.models.registry import register
 
 
 def build(input_shape, *, width: float = 1.0):
@@ -13,3 +14,5 @@ def build(input_shape, *, width: float = 1.0):
     x = layers.MaxPooling2D(2, strides=2, name="pool2")(x)
     x = layers.Flatten(name="flatten")(features(x))
     return model(inputs, binary_head(x, (scaled(64, width),), (0.5,)), "simple_cnn")
+
+register("simple_cnn", build, family="simple", native_size=32, min_size=10)

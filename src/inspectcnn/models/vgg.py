@@ -5,6 +5,7 @@ from functools import partial
 from keras import layers
 
 from inspectcnn.models.blocks import adaptive_average_pool, binary_head, features, model, scaled
+from inspectcnn.models.registry import register
 
 # (convolutions, channels) per block
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
@@ -36,3 +37,8 @@ vgg11 = partial(build, spec=VGG11, name="vgg11")
 vgg13 = partial(build, spec=VGG13, name="vgg13")
 vgg16 = partial(build, spec=VGG16, name="vgg16")
 vgg19 = partial(build, spec=VGG19, name="vgg19")
+
+register("vgg11", vgg11, family="vgg", native_size=224, min_size=32)
+register("vgg13", vgg13, family="vgg", native_size=224, min_size=32)
+register("vgg16", vgg16, family="vgg", native_size=224, min_size=32)
+register("vgg19", vgg19, family="vgg", native_size=224, min_size=32)
