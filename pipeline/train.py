@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from inspectcnn import paths
 from inspectcnn.cli_support import run_stage
@@ -12,8 +13,11 @@ from inspectcnn.experiment import run_training
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, help="an entry of the models: section of params.yaml")
+    parser.add_argument("--name", "--model", dest="name", required=True,
+                        help="an entry of the models: section of params.yaml (--model: the old spelling)")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prepared", type=Path, default=paths.PREPARED, help="the prepare stage's output")
+    parser.add_argument("--out", type=Path, help="the entry's output folder (default models/<name>)")
     args = parser.parse_args(argv)
 
     def work():
@@ -21,11 +25,11 @@ def main(argv: list[str] | None = None) -> None:
 
         params = load_params(args.params)
         check_architectures(params)
-        config = params.model(args.model)
-        return run_training(args.model, config, params, paths.PREPARED, paths.model_dir(args.model))
+        config = params.model(args.name)
+        return run_training(args.name, config, params, args.prepared, args.out or paths.model_dir(args.name))
 
-    metrics = run_stage(f"train@{args.model}", work)
-    print(f"train@{args.model}: best val AUC {metrics.get('best_val_auc', float('nan')):.4f} "
+    metrics = run_stage(f"train@{args.name}", work)
+    print(f"train@{args.name}: best val AUC {metrics.get('best_val_auc', float('nan')):.4f} "
           f"after {metrics['epochs_run']} epochs, {metrics['train_images_per_s']:.1f} images/s")
 
 

@@ -77,7 +77,7 @@ def test_rgb_model_input_from_grayscale_is_allowed_but_not_the_reverse(meta):
 def test_stage_exits_2_with_one_line_and_no_traceback(tmp_path):
     bad = tmp_path / "params.yaml"
     bad.write_text("models:\n  lenet: {learning_rate: fast}\n")
-    result = subprocess.run([sys.executable, "-m", "pipeline.train", "--model", "lenet", "--params", str(bad)],
+    result = subprocess.run([sys.executable, "-m", "pipeline.train", "--name", "lenet", "--params", str(bad)],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2
     assert "models.lenet.learning_rate" in result.stderr and "'fast'" in result.stderr

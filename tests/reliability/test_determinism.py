@@ -22,7 +22,7 @@ def test_two_deterministic_runs_give_byte_identical_metrics_files(tmp_path):
     runs = []
     for attempt in range(2):
         shutil.rmtree(outputs, ignore_errors=True)
-        run_in(root, "python", "-m", "pipeline.train", "--model", "lenet")
+        run_in(root, "python", "-m", "pipeline.train", "--name", "lenet")
         run_in(root, "python", "-m", "pipeline.evaluate", "--name", "lenet")
         runs.append({name: (outputs / name).read_bytes() for name in FILES})
     for name in FILES:

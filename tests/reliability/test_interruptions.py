@@ -63,7 +63,7 @@ def first_step(root: Path, run_id: str, metric: str = "val_auc") -> int:
 def test_killed_training_resumes_from_its_last_epoch(tmp_path):
     root = make_project(tmp_path / "p", LONG_LENET, images={"ok": 150, "defect": 150})
     run_in(root, "dvc", "repro", "prepare")
-    done = kill_at_epoch_end(root, ["python", "-m", "pipeline.train", "--model", "lenet"], 3)
+    done = kill_at_epoch_end(root, ["python", "-m", "pipeline.train", "--name", "lenet"], 3)
     killed = mlflow_runs(root)[0]
     assert killed.info.status == "RUNNING"  # a SIGKILLed process cannot close its run
     assert not (root / "models" / "lenet" / "model.keras").exists()
@@ -173,7 +173,7 @@ def prepared_project(tmp_path_factory):
 
 def stage(root: Path, uri: str, params: Path | None = None):
     env = {**project_env(root), "MLFLOW_TRACKING_URI": uri}
-    command = ["python", "-m", "pipeline.train", "--model", "lenet"]
+    command = ["python", "-m", "pipeline.train", "--name", "lenet"]
     if params is not None:
         command += ["--params", str(params)]
     return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
