@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from inspectcnn import paths
-from inspectcnn.cli_support import run_stage
+from inspectcnn.cli_support import entry_parser, run_stage
 from inspectcnn.config import load_params
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--name", required=True, help="a models: or transfer: entry of params.yaml")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--prepared", type=Path, default=paths.PREPARED, help="the prepare stage's output")
-    parser.add_argument("--model-dir", type=Path, help="the entry's folder: model.keras in, eval files out "
-                                                        "(default models/<name>)")
+    parser = entry_parser(__doc__, "models: or transfer", output="--model-dir")
     args = parser.parse_args(argv)
 
     def work():

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from inspectcnn import paths
-from inspectcnn.cli_support import run_stage
+from inspectcnn.cli_support import entry_parser, run_stage
 from inspectcnn.config import load_params
 from inspectcnn.experiment import run_training
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--name", "--model", dest="name", required=True,
-                        help="an entry of the models: section of params.yaml (--model: the old spelling)")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--prepared", type=Path, default=paths.PREPARED, help="the prepare stage's output")
-    parser.add_argument("--out", type=Path, help="the entry's output folder (default models/<name>)")
+    parser = entry_parser(__doc__, "models")
     args = parser.parse_args(argv)
 
     def work():
