@@ -1,30 +1,6 @@
-"""DVC stage `prepare`: list, check, split and store the configured data set."""
+"""``python -m pipeline.prepare``: the DVC stage `prepare` (:mod:`inspectcnn.stages.prepare`)."""
 
-from __future__ import annotations
-
-import argparse
-
-from inspectcnn import paths
-from inspectcnn.cli_support import run_stage
-from inspectcnn.config import load_params
-from inspectcnn.data.prepare import prepare
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--out", default=str(paths.PREPARED))
-    parser.add_argument("--summary", default=str(paths.PREPARE_SUMMARY))
-    args = parser.parse_args(argv)
-
-    def work():
-        params = load_params(args.params)
-        return prepare(params.data, args.out, args.summary, params.seed)
-
-    summary = run_stage("prepare", work)
-    counts = ", ".join(f"{split} {summary[split]['count']}" for split in ("train", "val", "test"))
-    print(f"prepare: {summary['total']} images ({counts}); {summary['bad_images']['count']} skipped")
-
+from inspectcnn.stages.prepare import main
 
 if __name__ == "__main__":
     main()

@@ -1,36 +1,6 @@
-"""DVC stage `report`: compare every evaluated model, register the champion, write reports/."""
+"""``python -m pipeline.report``: the DVC stage `report` (:mod:`inspectcnn.stages.report`)."""
 
-from __future__ import annotations
-
-import argparse
-from pathlib import Path
-
-from inspectcnn import paths
-from inspectcnn.cli_support import run_stage
-from inspectcnn.config import load_params
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--models", type=Path, default=paths.MODELS, help="every entry's folder")
-    parser.add_argument("--prepared", type=Path, default=paths.PREPARED)
-    parser.add_argument("--summary", type=Path, default=paths.PREPARE_SUMMARY, help="the prepare stage's summary")
-    parser.add_argument("--out", type=Path, default=paths.REPORTS)
-    parser.add_argument("--no-register", action="store_true", help="do not touch the MLflow Model Registry")
-    args = parser.parse_args(argv)
-
-    def work():
-        from inspectcnn.report import build_report
-
-        params = load_params(args.params)
-        return build_report(params, args.models, args.prepared, args.summary, args.out,
-                            register=not args.no_register)
-
-    summary = run_stage("report", work)
-    print(f"report: champion {summary['champion']} ({summary['rank_by']} {summary['champion_' + summary['rank_by']]:.4f})"
-          f" -> reports/report.html")
-
+from inspectcnn.stages.report import main
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,7 @@ import pytest
 
 from inspectcnn.config import DataConfig, parse_params
 from inspectcnn.data.prepare import prepare
-from inspectcnn.experiment import run_training
+from inspectcnn.stages.train import run as run_training
 from inspectcnn.training import TrainingError
 
 pytestmark = pytest.mark.reliability

@@ -1,12 +1,13 @@
-"""The evaluate stage for one trained model: predictions, metrics, curves, cost, MLflow."""
+"""DVC stage `evaluate@<entry>` / `evaluate_transfer@<entry>`: test-set metrics, curves and cost of one model."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from inspectcnn import evaluation
-from inspectcnn.config import Params
+from inspectcnn import evaluation, paths
+from inspectcnn.cli_support import entry_parser, run_stage
+from inspectcnn.config import Params, load_params
 from inspectcnn.data.dataset import load_split
 from inspectcnn.dvc_outputs import read_split_metrics, write_metrics, write_table
 from inspectcnn.models.saving import load_model
@@ -15,7 +16,7 @@ from inspectcnn.models.summary import count_macs
 log = logging.getLogger(__name__)
 
 
-def evaluate_model(name: str, params: Params, prepared_dir: Path, model_dir: Path) -> dict:
+def run(name: str, params: Params, prepared_dir: Path, model_dir: Path) -> dict:
     """Evaluate models/<name>/model.keras on the test split; writes eval.json and plot tables."""
     model_path = model_dir / "model.keras"
     if not model_path.is_file():
@@ -78,3 +79,20 @@ def _log_to_mlflow(name: str, params: Params, train_run_id: str | None, results:
             run.log_artifact(model_dir / table)
     log.info("%s: test ROC-AUC %.4f, accuracy %.4f at threshold %.3f", name, results["roc_auc"] or float("nan"),
              results["accuracy"], results["threshold"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = entry_parser(__doc__, "models: or transfer", output="--model-dir").parse_args(argv)
+
+    def work():
+        params = load_params(args.params)
+        params.check_entry(args.name)
+        return run(args.name, params, args.prepared, args.model_dir or paths.model_dir(args.name))
+
+    results = run_stage(f"evaluate@{args.name}", work)
+    print(f"evaluate@{args.name}: test accuracy {results['accuracy']:.4f}, ROC-AUC {results['roc_auc']:.4f}, "
+          f"F1 {results['f1']:.4f} at threshold {results['threshold']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""One module per `dvc.yaml` stage, named like the stage and its params section.
+
+Each has a ``run(...)`` that does the stage's work from explicit arguments (callable from tests and
+notebooks) and a ``main(argv)`` that parses the command line dvc.yaml gives it, reads params.yaml,
+and turns a :class:`inspectcnn.errors.UserError` into one line and exit code 2. ``pipeline/`` keeps
+thin aliases (``python -m pipeline.train`` = ``python -m inspectcnn.stages.train``).
+"""
