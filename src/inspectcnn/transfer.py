@@ -162,13 +162,10 @@ def set_trainable(model: keras.Model, finetune_from: str | None) -> list[str]:
 # --------------------------------------------------------------------------- training
 
 
-def _compile(model: keras.Model, learning_rate: float) -> None:
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc"),
-                 keras.metrics.AUC(curve="PR", name="pr_auc")],
-    )
+def compile_phase(model: keras.Model, learning_rate: float) -> None:
+    from inspectcnn.training import compile_binary
+
+    compile_binary(model, keras.optimizers.Adam(learning_rate))
 
 
 def extract_features(model: keras.Model, data) -> tuple[np.ndarray, np.ndarray]:
@@ -206,22 +203,15 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
     """
     from inspectcnn.data.dataset import load_split
     from inspectcnn.data.prepare import read_meta
-    from inspectcnn.training import (
-        NanGuard, StopOnInterrupt, ThroughputMeter, TrainingError, allow_async_dispatch, best_so_far, class_weights,
-        configure_precision, make_strategy, publish, read_history, train_labels,
-    )
+    from inspectcnn import training
+    from inspectcnn.training import NanGuard, ThroughputMeter, TrainingError
 
     meta = read_meta(prepared_dir)
     channels = int(meta["channels"])
-    keras.utils.set_random_seed(seed)
-    if config.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-    policy = configure_precision(config.mixed_precision)
-    strategy = make_strategy(config.strategy)  # tf.distribute: mirrored over every GPU with "auto"
-    replicas = strategy.num_replicas_in_sync
-    with strategy.scope():  # models, optimizers and reloaded checkpoints all live in the strategy
+    run_time = training.setup(seed=seed, deterministic=config.deterministic, mixed_precision=config.mixed_precision,
+                              strategy=config.strategy)  # tf.distribute: mirrored over every GPU with "auto"
+    replicas = run_time.replicas
+    with run_time.strategy.scope():  # models, optimizers and reloaded checkpoints all live in the strategy
         model = build_transfer_model(config, channels)
         set_trainable(model, config.finetune_layer)  # validates the layer name before any training
         set_trainable(model, None)
@@ -229,27 +219,17 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
         work_dir.mkdir(parents=True, exist_ok=True)
         history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
         frozen_path, features_path = work_dir / "frozen.keras", work_dir / "features.npz"
-        weights = class_weights(train_labels(prepared_dir)) if config.class_weight == "balanced" else None
+        weights = (training.class_weights(training.train_labels(prepared_dir)) if config.class_weight == "balanced"
+                   else None)
         load = dict(image_size=config.image_size, batch_size=config.batch_size * replicas, channels=channels)
         train_count = int(meta["splits"]["train"]["count"])
-        mode = "min" if config.monitor == "val_loss" else "max"
+        mode = training.monitor_mode(config.monitor)
+        diverged = (f"transfer.{name}: the loss became NaN/inf in epoch {{epoch}} - lower the learning rates; "
+                    "no model was saved")
 
-        def callbacks(meter, phase: str, nan_guard, *checkpoint):
-            found = [keras.callbacks.BackupAndRestore(str(work_dir / f"backup-{phase}"), delete_checkpoint=False),
-                     StopOnInterrupt(), nan_guard, *checkpoint, keras.callbacks.CSVLogger(str(history_path), append=True),
-                     meter]
-            if run is not None and (callback := run.keras_callback()) is not None:
-                found.append(callback)
-            allow_async_dispatch(found)
-            return found
-
-        def check_finite(nan_guard) -> None:
-            if nan_guard.diverged_at is not None:
-                import shutil
-
-                shutil.rmtree(work_dir, ignore_errors=True)
-                raise TrainingError(f"transfer.{name}: the loss became NaN/inf in epoch {nan_guard.diverged_at} - "
-                                    "lower the learning rates; no model was saved")
+        def callbacks(meter, phase: str, nan_guard, checkpoint=None):
+            return training.phase_callbacks(work_dir / f"backup-{phase}", history_path, meter, nan_guard,
+                                            checkpoint=checkpoint, run=run)
 
         started = time.perf_counter()
         timings = {}
@@ -258,7 +238,7 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
             log.info("transfer %s: phase 1 already complete in %s, resuming with phase 2", name, work_dir)
             model = load_model(frozen_path)
         elif config.frozen_epochs:
-            _compile(model, config.learning_rate)
+            compile_phase(model, config.learning_rate)
             phase_start = time.perf_counter()
             meter, nan_guard = ThroughputMeter(train_count), NanGuard()
             if config.uses_cached_features:
@@ -273,7 +253,7 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
                     tmp.replace(features_path)
                     timings["feature_extraction_s"] = round(time.perf_counter() - phase_start, 2)
                 head_only = head_model(model)
-                _compile(head_only, config.learning_rate)
+                compile_phase(head_only, config.learning_rate)
                 head_only.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.frozen_epochs,
                               batch_size=config.batch_size * replicas, class_weight=weights,
                               callbacks=callbacks(meter, "frozen", nan_guard), verbose=2)
@@ -281,7 +261,7 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
                 train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
                 model.fit(train_data, validation_data=val_data, epochs=config.frozen_epochs, class_weight=weights,
                           callbacks=callbacks(meter, "frozen", nan_guard), shuffle=False, verbose=2)
-            check_finite(nan_guard)
+            training.abort_if_diverged(nan_guard, work_dir, diverged)
             timings["frozen_phase_s"] = round(time.perf_counter() - phase_start, 2)
             model.save(best_path)
             tmp = work_dir / ".frozen.tmp.keras"
@@ -291,8 +271,8 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
         trainable = []
         if config.finetune_epochs:
             trainable = set_trainable(model, config.finetune_layer)
-            _compile(model, config.finetune_learning_rate)
-            best = best_so_far(history_path, config.monitor, mode)
+            compile_phase(model, config.finetune_learning_rate)
+            best = training.best_so_far(history_path, config.monitor, mode)
             phase_start = time.perf_counter()
             train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
             meter, nan_guard = ThroughputMeter(train_count), NanGuard()
@@ -301,27 +281,24 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
             model.fit(train_data, validation_data=val_data, initial_epoch=config.frozen_epochs,
                       epochs=config.frozen_epochs + config.finetune_epochs, class_weight=weights,
                       callbacks=callbacks(meter, "finetune", nan_guard, checkpoint), shuffle=False, verbose=2)
-            check_finite(nan_guard)
+            training.abort_if_diverged(nan_guard, work_dir, diverged)
             timings["finetune_phase_s"] = round(time.perf_counter() - phase_start, 2)
             timings["finetune_images_per_s"] = round(meter.images_per_s, 2)
 
-        rows = read_history(history_path)
+        rows = training.read_history(history_path)
         if any(not math.isfinite(float(r["loss"])) for r in rows):
-            from inspectcnn.training import TrainingError
-
             raise TrainingError(f"transfer.{name}: the loss became NaN - lower the learning rates; no model was saved")
-        best_row = (max if mode == "max" else min)(rows, key=lambda r: float(r[config.monitor]))
+        best_row, summary = training.summarize(rows, config.monitor)
         metrics = {
-            "best_epoch": int(best_row["epoch"]) + 1,
+            "best_epoch": summary.pop("best_epoch"),
             "best_phase": "frozen" if int(best_row["epoch"]) < config.frozen_epochs else "finetune",
-            "epochs_run": len(rows),
-            **{f"best_{k}": float(best_row[k]) for k in ("val_loss", "val_accuracy", "val_auc", "val_pr_auc")},
+            **summary,
             **timings,
             "wall_time_s": round(time.perf_counter() - started, 2),
             "params": int(model.count_params()),
             "finetuned_layers": len(trainable),
             "image_size": config.image_size,
-            "precision_policy": policy,
+            "precision_policy": run_time.policy,
             "cached_features": config.uses_cached_features,
         }
-        return publish(work_dir, out_dir, metrics)
+        return training.publish(work_dir, out_dir, metrics)

@@ -31,9 +31,9 @@ def test_diverging_learning_rate_fails_the_run_and_saves_nothing(tmp_path, monke
     # sums vary with the load, and some recover. A step of 1e9 overflows on every one.
     import keras
 
-    from inspectcnn import training
+    from inspectcnn.training import scratch
 
-    monkeypatch.setattr(training, "make_optimizer", lambda config, steps: keras.optimizers.SGD(1e9, momentum=0.9))
+    monkeypatch.setattr(scratch, "make_optimizer", lambda config, steps: keras.optimizers.SGD(1e9, momentum=0.9))
     out = root / "models" / "lenet"
     with pytest.raises(TrainingError, match=r"loss became NaN/inf in epoch \d.*Lower models.lenet.learning_rate"):
         run_training("lenet", params.model("lenet"), params, root / "prepared", out)

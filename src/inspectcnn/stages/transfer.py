@@ -13,12 +13,11 @@ from inspectcnn.stages.tracked import tracked
 
 def run(name: str, config: TransferConfig, params: Params, prepared_dir: Path, out_dir: Path) -> dict:
     """One transfer experiment inside an MLflow run named ``transfer@<name>``; returns its metrics."""
-    from inspectcnn.tracking import params_hash
-    from inspectcnn.training import CHECKPOINTS
+    from inspectcnn.training import work_dir as work_folder
     from inspectcnn.transfer import run_transfer
 
     meta = read_meta(prepared_dir)
-    work_dir = CHECKPOINTS / f"transfer-{name}-{params_hash({'seed': params.seed, **config.model_dump()})}"
+    work_dir = work_folder(f"transfer-{name}", params.seed, config)
     return tracked(f"transfer@{name}", "transfer", name, config, params, meta, out_dir,
                    lambda run: run_transfer(name, config, prepared_dir, out_dir, seed=params.seed, run=run,
                                             work_dir=work_dir))
