@@ -257,10 +257,10 @@ def environment() -> dict:
     import sklearn
     import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+    from inspectcnn.devices import describe
+
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "scikit-learn": sklearn.__version__, "platform": platform.platform(),
-            "device": ", ".join(g.name for g in gpus) or f"CPU ({platform.machine()})"}
+            "scikit-learn": sklearn.__version__, "platform": platform.platform(), "device": describe()}
 
 
 def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, out_dir: Path,

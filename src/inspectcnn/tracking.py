@@ -75,11 +75,11 @@ def environment_tags() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
-    device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
+    from inspectcnn.devices import describe
+
     return {
         "git_commit": git_commit(),
-        "device": device or f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+        "device": describe(),
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
         "python_version": platform.python_version(),
