@@ -19,7 +19,7 @@ from pathlib import Path
 from inspectcnn import paths
 from inspectcnn.config import load_params
 from inspectcnn.dvc_outputs import read_metrics, read_split_metrics
-from inspectcnn.reference import ELPV_TASK, PUBLISHED
+from inspectcnn.reference import ELPV_TASK, PUBLISHED, RECIPES
 
 TARGET = {"accuracy": 0.90, "roc_auc": 0.95}
 
@@ -37,11 +37,16 @@ def main() -> None:
             raise SystemExit(f"{folder / 'eval.json'} is missing: run `dvc repro` first")
         evaluation, training = read_metrics(folder / "eval.json"), read_split_metrics(folder)
         rows.append({
-            "model": name, "kind": "transfer" if name in params.transfer else "from scratch",
+            "model": name, "kind": "transfer" if name in params.transfer else "ensemble" if name in params.ensembles()
+            else "from scratch",
             "image_size": training.get("image_size"),
             "test_accuracy": round(evaluation["accuracy"], 4), "test_f1": round(evaluation["f1"], 4),
-            "test_roc_auc": round(evaluation["roc_auc"], 4), "best_val_auc": round(training["best_val_auc"], 4),
-            "epochs_run": training["epochs_run"], "train_wall_s": training.get("wall_time_s"),
+            "test_roc_auc": round(evaluation["roc_auc"], 4),
+            "accuracy_ci95": (evaluation.get("ci95") or {}).get("accuracy"),
+            "roc_auc_ci95": (evaluation.get("ci95") or {}).get("roc_auc"), "tta": evaluation.get("tta", "none"),
+            "val_roc_auc": (evaluation.get("val") or {}).get("roc_auc"),
+            "best_val_auc": training.get("best_val_auc"),
+            "epochs_run": training.get("epochs_run"), "train_wall_s": training.get("wall_time_s"),
             "train_images_per_s": training.get("train_images_per_s", training.get("finetune_images_per_s")),
             "params": evaluation["cost"]["params"], "macs": evaluation["cost"]["macs"],
         })
@@ -50,19 +55,31 @@ def main() -> None:
     met = best["test_accuracy"] >= TARGET["accuracy"] and best["test_roc_auc"] >= TARGET["roc_auc"]
 
     print(f"Task: {ELPV_TASK}\n")
-    print("| model | kind | px | epochs | train wall (s) | test acc | test F1 | test ROC-AUC | val AUC | params "
-          "| MMACs |")
+    def interval(value):
+        return f" [{value[0]:.3f}, {value[1]:.3f}]" if value else ""
+
+    def number(value, form="{:.3f}"):
+        return form.format(value) if value is not None else "-"
+
+    print("| model | kind | px | epochs | train wall (s) | test acc [95 % CI] | test F1 | test ROC-AUC [95 % CI] "
+          "| val ROC-AUC (TTA) | params | MMACs (all views) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['kind']} | {r['image_size']} | {r['epochs_run']} | {r['train_wall_s']:.0f} | "
-              f"{r['test_accuracy']:.3f} | {r['test_f1']:.3f} | {r['test_roc_auc']:.3f} | {r['best_val_auc']:.3f} | "
-              f"{r['params']:,} | {r['macs'] / 1e6:,.1f} |")
+        print(f"| {r['model']} | {r['kind']} | {r['image_size']} | {number(r['epochs_run'], '{}')} | "
+              f"{number(r['train_wall_s'], '{:.0f}')} | {r['test_accuracy']:.3f}{interval(r['accuracy_ci95'])} | "
+              f"{r['test_f1']:.3f} | {r['test_roc_auc']:.3f}{interval(r['roc_auc_ci95'])} | "
+              f"{number(r['val_roc_auc'])} | {r['params']:,} | {r['macs'] / 1e6:,.1f} |")
+    print(f"\nTest-time augmentation: {rows[0]['tta']}.")
     print("\nPublished (different tasks, splits and resolutions; see the task column):\n")
     print("| source | task | split | model | result |\n|---|---|---|---|---|")
     for p in PUBLISHED:
         print(f"| {p['source']} | {p['task']} | {p['split']} | {p['model']} | {p['result']} |")
+    print("\nMeasured recipes (ELPV.md):\n")
+    print("| where | split | recipe | result |\n|---|---|---|---|")
+    for p in RECIPES:
+        print(f"| {p['where']} | {p['split']} | {p['recipe']} | {p['result']} |")
     print(f"\nBest: {best['model']}, test accuracy {best['test_accuracy']:.3f}, ROC-AUC {best['test_roc_auc']:.3f}, "
-          f"{best['train_wall_s']:.0f} s of training, {best['params']:,} parameters, {best['macs'] / 1e9:.2f} G MACs "
+          f"{number(best['train_wall_s'], '{:.0f}')} s of training, {best['params']:,} parameters, {best['macs'] / 1e9:.2f} G MACs "
           f"per image. Target accuracy >= {TARGET['accuracy']} and ROC-AUC >= {TARGET['roc_auc']}: "
           f"{'met' if met else 'NOT met'}.")
     total = sum(r["train_wall_s"] or 0 for r in rows)

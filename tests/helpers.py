@@ -101,7 +101,8 @@ train: {image_size: 32, batch_size: 8, epochs: 2, early_stopping_patience: 0, au
 models:
   lenet: {learning_rate: 0.001}
   simple_cnn: {learning_rate: 0.001}
-evaluate: {latency_runs: 2, latency_batch: 8}
+evaluate: {latency_runs: 2, latency_batch: 8, tta: flips, bootstrap: 50}
+ensemble: {candidates: auto, max_members: 3}
 report: {gradcam_per_category: 1}
 transfer:
   tiny_hed: {weights: hed-vgg16, image_size: 32, head: [8], frozen_epochs: 2, finetune_epochs: 1}

@@ -103,3 +103,16 @@ def test_params_file_must_be_a_mapping(tmp_path):
 def test_models_and_transfer_entries_must_not_share_names():
     message = error_of({"models": {"lenet": {}}, "transfer": {"lenet": {}}})
     assert "share entry names ['lenet']" in message
+
+
+def test_gpu_params_are_valid_and_use_the_measured_transfer_recipe():
+    import yaml
+
+    from helpers import REPO
+    from inspectcnn.config import parse_params
+    from pipeline.gpu_params import gpu_params
+
+    raw = gpu_params(yaml.safe_load((REPO / "params.yaml").read_text()))
+    params = parse_params(raw)
+    hed = params.transfer["vgg16_hed"]
+    assert (hed.image_size, hed.finetune_layer, hed.cache_mode, hed.augment.dihedral) == (224, "block1_conv1", "none", True)

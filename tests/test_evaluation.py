@@ -70,3 +70,50 @@ def test_gradcam_of_a_trained_model_has_the_input_size_and_is_not_constant():
     heat = gradcam(model, x[0])
     assert heat.shape == (32, 32)
     assert heat.max() == pytest.approx(1.0) and heat.std() > 0.05
+
+
+# --------------------------------------------------------------------------- honest numbers
+
+
+def _scores(n=394, seed=0, signal=0.4):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(n) < 0.31).astype(int)
+    return labels, np.clip(labels * signal + rng.random(n) * (1 - signal), 0, 1)
+
+
+def test_bootstrap_intervals_hold_the_point_estimate_and_repeat_with_the_seed():
+    from inspectcnn.evaluation import CI_METRICS, bootstrap_ci, classification_metrics
+
+    labels, probabilities = _scores()
+    point = classification_metrics(labels, probabilities, 0.5)
+    ci = bootstrap_ci(labels, probabilities, 0.5, 300, seed=7)
+    assert set(ci) == set(CI_METRICS)
+    for metric, (low, high) in ci.items():
+        assert low <= point[metric] <= high and high - low < 0.25, metric
+    assert ci == bootstrap_ci(labels, probabilities, 0.5, 300, seed=7)
+    assert ci != bootstrap_ci(labels, probabilities, 0.5, 300, seed=8)
+    assert bootstrap_ci(labels, probabilities, 0.5, 0) == {}
+
+
+def test_paired_bootstrap_tells_a_real_difference_from_none():
+    from inspectcnn.evaluation import paired_bootstrap
+
+    labels, good = _scores(signal=0.6)
+    _, weak = _scores(seed=1, signal=0.05)
+    weak_on_same = np.clip(np.where(labels == 1, 0.05, 0) + np.random.default_rng(2).random(len(labels)) * 0.95, 0, 1)
+    better = paired_bootstrap(labels, good, weak_on_same, "roc_auc", (0.5, 0.5), 300, seed=0)
+    assert better["difference"] > 0.2 and better["significant"] and better["p_value"] < 0.01
+    same = paired_bootstrap(labels, good, good, "roc_auc", (0.5, 0.5), 300, seed=0)
+    assert same["difference"] == 0 and not same["significant"]
+
+
+def test_accuracy_per_annotated_level():
+    from inspectcnn.evaluation import Predictions, per_level
+
+    predictions = Predictions(ids=["a", "b", "c", "d", "e"], labels=np.array([0, 0, 1, 1, 1]),
+                              probabilities=np.array([0.1, 0.9, 0.2, 0.8, 0.9]), groups=[""] * 5)
+    levels = {"a": 0.0, "b": 1 / 3, "c": 2 / 3, "d": 2 / 3, "e": 1.0}
+    assert per_level(predictions, levels, 0.5) == {
+        "0": {"count": 1, "accuracy": 1.0}, "1/3": {"count": 1, "accuracy": 0.0},
+        "2/3": {"count": 2, "accuracy": 0.5}, "1": {"count": 1, "accuracy": 1.0}}
+    assert per_level(predictions, {}, 0.5) == {}

@@ -107,3 +107,14 @@ def test_a_removed_dependency_is_caught(tmp_path):
     kept = [dep for dep in deps if dep != "src/inspectcnn/interrupts.py"]
     assert not covered(REPO / "src/inspectcnn/interrupts.py", kept)
     assert any(not covered(p, kept) for p in closure(entry))
+
+
+def test_the_ensemble_stage_depends_on_every_validation_prediction_and_nothing_of_the_test_split():
+    """The ensemble chooses on data/val_predictions (every entry's, each with its model's hash); it never
+    depends on a test-split output, and no evaluate stage writes its own file where it would feed itself."""
+    config = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    _, deps = stages()["ensemble"]
+    data_deps = [dep for dep in deps if not dep.startswith("src/")]
+    assert data_deps == ["data/val_predictions"]
+    assert "data/val_predictions/${key}.csv" in str(config["evaluate"]["do"]["outs"])
+    assert "models/ensemble/val_predictions.csv" in str(config["evaluate_ensemble"]["outs"])

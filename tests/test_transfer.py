@@ -88,3 +88,92 @@ def test_every_backbone_in_the_table_builds_and_has_its_default_finetune_layer(n
     base = getattr(keras.applications, entry.constructor)(include_top=False, weights=None, input_shape=(96, 96, 3))
     assert entry.finetune_from in [layer.name for layer in base.layers]
     assert entry.preprocessing in ("caffe", "torch", "tf", "raw")
+
+
+# --------------------------------------------------------------------------- cached views
+
+
+def test_lower_and_upper_parts_compose_to_the_model_and_share_its_weights():
+    from inspectcnn.transfer import split_model
+
+    config = TransferConfig(backbone="vgg16", weights="none", image_size=32, head=(8,))
+    model = build_transfer_model(config, channels=1)
+    lower, upper = split_model(model, "block5_conv1")
+    x = np.random.default_rng(0).random((2, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(upper(lower(x)), model(x), atol=1e-6)
+    assert tuple(lower.output.shape[1:]) == (2, 2, 512)  # block4_pool at 32 px
+    upper.get_layer("block5_conv1").kernel.assign(np.zeros((3, 3, 512, 512), "float32"))
+    assert not np.any(model.get_layer("backbone").get_layer("block5_conv1").kernel.numpy())
+
+
+def test_cache_views_stores_every_view_and_refuses_what_would_not_fit():
+    import tensorflow as tf
+
+    from inspectcnn import dihedral
+    from inspectcnn.transfer import cache_views, split_model
+
+    config = TransferConfig(backbone="vgg16", weights="none", image_size=32, head=(8,))
+    lower, _ = split_model(build_transfer_model(config, channels=1), "block5_conv1")
+    images = np.random.default_rng(0).random((3, 32, 32, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.ones((3, 1), "float32"))).batch(2)
+    cached, labels = cache_views(lower, data, (0, 5), 3)
+    assert cached.shape == (3, 2, 2, 2, 512) and cached.dtype == np.float16 and labels.shape == (3, 1)
+    np.testing.assert_allclose(cached[:, 1], lower(dihedral.view(images, 5)).numpy(), rtol=1e-2, atol=1e-2)
+    with pytest.raises(TransferError, match=r"needs .* GiB .* lower image_size"):
+        cache_views(lower, data, tuple(range(8)), 10**6)
+
+
+def test_view_batches_draw_one_cached_view_per_image_with_its_class_weight():
+    from inspectcnn.transfer import ViewBatches
+
+    features = np.arange(6 * 8, dtype="float16").reshape(6, 8, 1)  # image i, view v -> 8 i + v
+    labels = np.array([[0], [1], [0], [1], [0], [0]], "float32")
+    batches = ViewBatches(features, labels, 4, seed=0, class_weight={0: 0.5, 1: 2.0})
+    seen = []
+    for epoch in range(20):
+        for index in range(len(batches)):
+            x, y, w = batches[index]
+            images, views = (x.ravel() // 8).astype(int), (x.ravel() % 8).astype(int)
+            assert np.array_equal(y.ravel(), labels.ravel()[images])
+            assert np.array_equal(w, np.where(y.ravel() > 0.5, 2.0, 0.5))
+            seen.extend(views)
+        batches.on_epoch_end()
+    assert len(batches) == 2 and set(seen) == set(range(8))
+
+
+def test_both_phases_on_cached_dihedral_views_end_to_end(tmp_path):
+    """A dihedral transfer run trains only block 5 and the head, on cached views, and saves the whole model."""
+    from helpers import tiny_prepared
+
+    from inspectcnn.config import AugmentConfig
+    from inspectcnn.transfer import run_transfer
+
+    prepared = tiny_prepared(tmp_path / "p", image_size=40)
+    config = TransferConfig(backbone="vgg16", weights="hed-vgg16", image_size=32, head=(8,), frozen_epochs=1,
+                            finetune_epochs=2, augment=AugmentConfig(flip="none", dihedral=True), schedule="cosine")
+    assert config.cache_mode == "views"
+    before = build_transfer_model(config, channels=1)
+    result = run_transfer("t", config, prepared, tmp_path / "out", seed=1, work_dir=tmp_path / "work")
+    assert result.metrics["cached_features"] == "views" and result.metrics["augment_views"] == 8
+    assert result.metrics["epochs_run"] == 3 and result.metrics["finetuned_layers"] == 3
+    from inspectcnn.models.saving import load_model
+
+    after = load_model(tmp_path / "out" / "model.keras")
+    base_before, base_after = before.get_layer("backbone"), after.get_layer("backbone")
+    np.testing.assert_array_equal(base_before.get_layer("block4_conv3").kernel.numpy(),
+                                  base_after.get_layer("block4_conv3").kernel.numpy())  # below the cut: untouched
+    assert not np.array_equal(base_before.get_layer("block5_conv3").kernel.numpy(),
+                              base_after.get_layer("block5_conv3").kernel.numpy())
+    assert not (tmp_path / "work").exists()  # published, work folder dropped
+
+
+def test_cache_mode_follows_backbone_and_augmentation():
+    from inspectcnn.config import AugmentConfig, ConfigError, parse_params
+
+    dihedral = AugmentConfig(flip="none", dihedral=True)
+    assert TransferConfig(augment=dihedral).cache_mode == "views"
+    assert TransferConfig(augment=dihedral, cache_features=False).cache_mode == "none"
+    assert TransferConfig(backbone="resnet50", weights="none", augment=dihedral).cache_mode == "none"
+    assert TransferConfig(backbone="resnet50", weights="none").cache_mode == "pooled"
+    with pytest.raises(ConfigError, match="cache_features: true conflicts with augmentation"):
+        parse_params({"transfer": {"x": {"cache_features": True, "augment": {"flip": "none", "brightness": 0.2}}}})

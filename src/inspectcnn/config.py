@@ -92,10 +92,22 @@ class AugmentConfig(_Frozen):
     rotation: float = Field(0.0, ge=0.0, le=0.5)  # fraction of a full turn, as keras.layers.RandomRotation
     brightness: float = Field(0.0, ge=0.0, le=1.0)
     contrast: float = Field(0.0, ge=0.0, le=1.0)
+    # a random one of the 8 rot90/mirror symmetries of the (square) image: inspection cells have no up
+    dihedral: bool = False
 
     @property
     def enabled(self) -> bool:
-        return self.flip != "none" or any((self.rotation, self.brightness, self.contrast))
+        return self.flip != "none" or self.dihedral or any((self.rotation, self.brightness, self.contrast))
+
+    @property
+    def views(self) -> tuple[int, ...] | None:
+        """The dihedral views (inspectcnn.dihedral numbering) this augmentation draws from, when it only
+        mirrors or rotates by 90 degrees (then each view can be computed once and cached); else None."""
+        if any((self.rotation, self.brightness, self.contrast)):
+            return None
+        if self.dihedral:
+            return tuple(range(8))
+        return {"none": (0,), "horizontal": (0, 1), "vertical": (0, 2), "horizontal_and_vertical": (0, 1, 2, 3)}[self.flip]
 
 
 class TrainConfig(_Frozen):
@@ -141,7 +153,12 @@ class TransferConfig(_Frozen):
     # first base layer to train in phase 2; auto: the backbone's last stage (backbones.py); null: none
     finetune_from: str | None = "auto"
     finetune_learning_rate: float = Field(1e-4, gt=0.0)
-    # auto: cache the frozen base's features for phase 1 when augmentation is off
+    schedule: Literal["constant", "cosine"] = "constant"  # cosine: each phase decays its rate to 1 % of it
+    weight_decay: float = Field(0.0, ge=0.0)  # > 0: AdamW with this decoupled weight decay
+    # auto: compute the frozen part of the network once and train on the cached result. On a
+    # sequential base (VGG) the part below finetune_from is computed once per augmentation view (the
+    # 8 dihedral views with augment.dihedral) and both phases train only the layers above it; on
+    # other bases the pooled features are cached for phase 1 when augmentation is off.
     cache_features: bool | Literal["auto"] = "auto"
     augment: AugmentConfig = AugmentConfig(flip="none")
     class_weight: Literal["none", "balanced"] = "balanced"
@@ -164,10 +181,10 @@ class TransferConfig(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> TransferConfig:
-        if self.cache_features is True and self.augment.enabled:
-            raise ValueError("cache_features: true conflicts with augmentation (cached features cannot be "
-                             "augmented); set augment.flip: none and zero rotation/brightness/contrast, "
-                             "or cache_features: auto")
+        if self.cache_features is True and self.cache_mode == "none":
+            raise ValueError("cache_features: true conflicts with augmentation (features can be cached for "
+                             "mirrored/rotated views on a sequential base such as vgg16, not for random "
+                             "rotation, brightness or contrast); set those to 0, or cache_features: auto")
         if self.weights == "hed-vgg16" and self.backbone != "vgg16":
             raise ValueError(f"weights hed-vgg16 is a VGG-16 base; backbone is {self.backbone!r}")
         if self.frozen_epochs + self.finetune_epochs == 0:
@@ -175,8 +192,17 @@ class TransferConfig(_Frozen):
         return self
 
     @property
+    def cache_mode(self) -> Literal["views", "pooled", "none"]:
+        """views: the frozen lower part cached per view; pooled: phase-1 features cached; none."""
+        if self.cache_features is False:
+            return "none"
+        if BACKBONES[self.backbone].sequential and self.augment.views is not None:
+            return "views"
+        return "pooled" if not self.augment.enabled else "none"
+
+    @property
     def uses_cached_features(self) -> bool:
-        return self.cache_features is True or (self.cache_features == "auto" and not self.augment.enabled)
+        return self.cache_mode != "none"
 
 
 class EvaluateConfig(_Frozen):
@@ -185,6 +211,10 @@ class EvaluateConfig(_Frozen):
     # Decision threshold, chosen on the validation split: max_f1 | youden (max TPR - FPR) | a number in (0, 1).
     threshold: Literal["max_f1", "youden"] | float = "max_f1"
     calibration_bins: int = Field(10, ge=2, le=100)
+    # test-time augmentation, built into the evaluated (and registered) model: the mean probability over
+    # the image's 4 mirror images (flips) or all 8 rot90/mirror views (dihedral), on val and test alike
+    tta: Literal["none", "flips", "dihedral"] = "none"
+    bootstrap: int = Field(1000, ge=0, le=100_000)  # resamples for the 95 % intervals (0: none)
     latency_runs: int = Field(5, ge=1, le=100)  # timed repetitions; the median is reported
     latency_batch: int = Field(64, ge=1)
 
@@ -204,6 +234,25 @@ class ReportConfig(_Frozen):
     registry_name: str = Field("inspectcnn-champion", min_length=1)
 
 
+class EnsembleConfig(_Frozen):
+    """The ``ensemble:`` section: one model averaging the probabilities of trained entries (models/ensemble/).
+
+    Members and weights are chosen on the validation split only, from each candidate's validation
+    probabilities as its evaluate stage wrote them (with the same test-time augmentation).
+    """
+
+    # auto: every entry of models: and transfer:; or a list of entries
+    candidates: Literal["auto"] | list[str] = "auto"
+    # greedy: forward selection with replacement (Caruana et al. 2004): add the member that most raises the
+    # validation metric, stop when none does; repeats become weights. mean: every candidate, equal weights.
+    selection: Literal["greedy", "mean"] = "greedy"
+    max_members: int = Field(5, ge=1, le=50)  # greedy: at most this many picks (with repeats)
+    metric: Literal["roc_auc", "pr_auc"] = "roc_auc"
+
+
+ENSEMBLE = "ensemble"  # the ensemble's entry name and folder (models/ensemble)
+
+
 class MlflowConfig(_Frozen):
     experiment: str = "inspectcnn"
     # False: a tracking server that cannot be reached only gives a warning; DVC metrics still land.
@@ -220,6 +269,7 @@ class Params(_Frozen):
     # Only the keys given are overrides of ``train``; merged by :meth:`model`.
     models: dict[str, dict[str, Any]] = Field(default_factory=dict, strict=False)
     transfer: dict[str, TransferConfig] = Field(default_factory=dict, strict=False)
+    ensemble: EnsembleConfig = EnsembleConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
 
@@ -236,17 +286,34 @@ class Params(_Frozen):
         shared = sorted(set(self.models) & set(self.transfer))
         if shared:
             raise ValueError(f"models and transfer share entry names {shared}: both write models/<name>/, rename one")
+        if ENSEMBLE in self.models or ENSEMBLE in self.transfer:
+            raise ValueError(f"the entry name {ENSEMBLE!r} is the ensemble's folder (models/{ENSEMBLE}); rename the entry")
+        candidates = self.ensemble.candidates
+        if candidates != "auto" and not candidates:
+            raise ValueError("ensemble.candidates: name at least one entry, or auto (every entry)")
+        unknown = [] if candidates == "auto" else [c for c in candidates if c not in self.models and c not in self.transfer]
+        if unknown:
+            raise ValueError(f"ensemble.candidates: {unknown} are not entries of models: or transfer: "
+                             f"(entries: {sorted([*self.models, *self.transfer])})")
         return self
 
+    def ensembles(self) -> list[str]:
+        """The ensemble entries: ["ensemble"] (there is always one, over at least one candidate)."""
+        return [ENSEMBLE]
+
+    def ensemble_candidates(self) -> list[str]:
+        candidates = self.ensemble.candidates
+        return [*self.models, *self.transfer] if candidates == "auto" else list(candidates)
+
     def entries(self) -> list[str]:
-        """Every trained model: the models entries, then the transfer experiments."""
-        return [*self.models, *self.transfer]
+        """Every evaluated model: the models entries, the transfer experiments, then the ensemble."""
+        return [*self.models, *self.transfer, *self.ensembles()]
 
     def check_entry(self, name: str, section: str | None = None) -> str:
-        """``name`` if it is an entry of ``section`` (models / transfer; default either), else a ConfigError."""
+        """``name`` if it is an entry of ``section`` (models / transfer; default any), else a ConfigError."""
         known = {"models": list(self.models), "transfer": list(self.transfer), None: self.entries()}[section]
         if name not in known:
-            where = f"{section}.{name}" if section else f"{name}: not an entry of models: or transfer:;"
+            where = f"{section}.{name}" if section else f"{name}: not an entry of models:, transfer: or the ensemble;"
             raise ConfigError(f"{where} no such entry in params.yaml; entries: {sorted(known)}")
         return name
 

@@ -79,6 +79,91 @@ def per_group(predictions: Predictions, threshold: float, bins: int = 10) -> dic
     }
 
 
+CI_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
+
+
+def _point_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    """The CI_METRICS of one (re)sample; NaN where undefined. Counting metrics from the confusion counts
+    (the same definitions as scikit-learn's, which :func:`classification_metrics` uses)."""
+    predicted = probabilities >= threshold
+    positive = labels == 1
+    tp, fp = float(np.sum(predicted & positive)), float(np.sum(predicted & ~positive))
+    fn, tn = float(np.sum(~predicted & positive)), float(np.sum(~predicted & ~positive))
+    both = tp + fn > 0 and tn + fp > 0
+    recall = tp / (tp + fn) if tp + fn else np.nan
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    return {
+        "accuracy": (tp + tn) / len(labels),
+        "balanced_accuracy": (recall + tn / (tn + fp)) / 2 if both else np.nan,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "roc_auc": float(skm.roc_auc_score(labels, probabilities)) if both else np.nan,
+        "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both else np.nan,
+    }
+
+
+def resamples(count: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, count) indices drawn with replacement: the same cells for every model with the same seed."""
+    return np.random.default_rng(seed).integers(0, count, size=(resamples, count))
+
+
+def bootstrap_ci(labels, probabilities, threshold: float, resamples_: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, list[float]]:
+    """Percentile bootstrap interval of every metric of CI_METRICS (the threshold stays fixed: it was
+    chosen on validation). Resamples where a metric is undefined (one class only) are left out."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    if not resamples_:
+        return {}
+    draws = [_point_metrics(labels[rows], probabilities[rows], threshold)
+             for rows in resamples(len(labels), resamples_, seed)]
+    tail = (1.0 - level) / 2 * 100
+    out = {}
+    for name in CI_METRICS:
+        values = np.array([d[name] for d in draws], dtype=float)
+        values = values[np.isfinite(values)]
+        out[name] = [round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)] \
+            if len(values) else None
+    return out
+
+
+def paired_bootstrap(labels, first, second, metric: str, thresholds: tuple[float, float], resamples_: int = 1000,
+                     seed: int = 0) -> dict:
+    """Difference ``metric(first) - metric(second)`` on the same cells, with its 95 % percentile interval
+    and a two-sided bootstrap p-value; ``significant`` when the interval excludes 0."""
+    labels = np.asarray(labels).astype(int)
+    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    observed = (_point_metrics(labels, first, thresholds[0])[metric]
+                - _point_metrics(labels, second, thresholds[1])[metric])
+    differences = []
+    for rows in resamples(len(labels), resamples_, seed):
+        a = _point_metrics(labels[rows], first[rows], thresholds[0])[metric]
+        b = _point_metrics(labels[rows], second[rows], thresholds[1])[metric]
+        if np.isfinite(a) and np.isfinite(b):
+            differences.append(a - b)
+    differences = np.array(differences)
+    low, high = np.percentile(differences, [2.5, 97.5])
+    p_value = min(1.0, 2 * min((differences <= 0).mean(), (differences >= 0).mean()))
+    return {"metric": metric, "difference": round(float(observed), 4), "ci95": [round(float(low), 4),
+            round(float(high), 4)], "p_value": round(float(p_value), 4), "significant": bool(low > 0 or high < 0)}
+
+
+def per_level(predictions: Predictions, levels: dict[str, float], threshold: float) -> dict:
+    """Accuracy and count per annotated level (ELPV: the experts' defect probability 0, 1/3, 2/3, 1)."""
+    names = {0.0: "0", 1 / 3: "1/3", 2 / 3: "2/3", 1.0: "1"}
+    found: dict[str, list[bool]] = {}
+    for item, label, probability in zip(predictions.ids, predictions.labels, predictions.probabilities):
+        if item not in levels:
+            continue
+        value = levels[item]
+        name = next((n for v, n in names.items() if abs(v - value) < 1e-3), f"{value:g}")
+        found.setdefault(name, []).append(bool((probability >= threshold) == bool(label)))
+    order = {n: i for i, n in enumerate(names.values())}
+    return {name: {"count": len(right), "accuracy": round(float(np.mean(right)), 4)}
+            for name, right in sorted(found.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))}
+
+
 def curves(labels: np.ndarray, probabilities: np.ndarray) -> tuple[list[dict], list[dict]]:
     """ROC (fpr, tpr, threshold) and PR (recall, precision) points for DVC plots and the report."""
     fpr, tpr, roc_thresholds = skm.roc_curve(labels, probabilities)

@@ -5,6 +5,9 @@ from pathlib import Path
 PREPARED = Path("data/prepared")
 PREPARE_SUMMARY = Path("data/prepare_summary.json")
 MODELS = Path("models")
+# Every entry's validation probabilities (written by its evaluate stage), what the ensemble chooses on:
+# one folder, so that the ensemble stage can depend on all of them without naming each entry.
+VAL_PREDICTIONS = Path("data/val_predictions")
 REPORTS = Path("reports")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from inspectcnn import plots
 from inspectcnn.config import Params
 from inspectcnn.dvc_outputs import read_metrics, read_split_metrics, write_metrics, write_table
-from inspectcnn.reference import ELPV_TASK, PUBLISHED
+from inspectcnn.reference import ELPV_TASK, PUBLISHED, RECIPES
 
 log = logging.getLogger(__name__)
 COST_KEYS = ("params", "macs")
@@ -29,7 +29,7 @@ COST_KEYS = ("params", "macs")
 @dataclass
 class Entry:
     name: str
-    kind: str  # train | transfer
+    kind: str  # train | transfer | ensemble
     eval: dict
     training: dict
     history: list[dict]
@@ -50,9 +50,10 @@ def collect(params: Params, models_dir: Path) -> list[Entry]:
         if not (folder / "eval.json").is_file():
             raise FileNotFoundError(f"{folder / 'eval.json'} not found: run evaluate for {name} first")
         entries.append(Entry(
-            name=name, kind="transfer" if name in params.transfer else "train",
+            name=name, kind="transfer" if name in params.transfer else "ensemble" if name in params.ensembles()
+            else "train",
             eval=_evaluation(folder), training=read_split_metrics(folder),
-            history=_csv(folder / "history.csv"), roc=_csv(folder / "roc.csv"), pr=_csv(folder / "pr.csv"),
+            history=_csv(folder / "history.csv") if (folder / "history.csv").is_file() else [], roc=_csv(folder / "roc.csv"), pr=_csv(folder / "pr.csv"),
             predictions=_csv(folder / "predictions.csv"),
         ))
     return entries
@@ -90,6 +91,7 @@ def ranking(entries: list[Entry], rank_by: str) -> list[dict]:
             "latency_b1_ms": e["cost"]["latency_batch1"]["median_ms"],
             "throughput_img_s": max(v["images_per_s"] for k, v in e["cost"].items() if k.startswith("latency_batch")),
             "train_wall_s": entry.training.get("wall_time_s"),
+            "ci95": e.get("ci95") or {}, "tta": e.get("tta", "none"),
         })
     rows.sort(key=lambda r: (r[rank_by] is not None, r[rank_by] or 0.0), reverse=True)
     for rank, row in enumerate(rows, 1):
@@ -185,6 +187,8 @@ def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_
     plt = plots.plt
     found = {}
     for entry in entries:
+        if entry.kind == "ensemble":  # its members have their own maps
+            continue
         model = models[entry.name]
         size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
         picks = []
@@ -235,6 +239,44 @@ def _backbone_field(model) -> int:
     return receptive_field(base, base.layers[-1].name)
 
 
+def significance(entries: list[Entry], rows: list[dict], metric: str, resamples: int, seed: int,
+                 top: int = 5) -> list[dict]:
+    """The next ``top`` models against the champion on the same test cells (paired bootstrap on ``metric``)."""
+    from inspectcnn.evaluation import paired_bootstrap
+
+    by_name = {e.name: e for e in entries}
+
+    def table(name):
+        found = {r["id"]: (int(r["actual"]), float(r["probability"])) for r in by_name[name].predictions}
+        return found, by_name[name].eval["threshold"]
+
+    champion, champion_threshold = table(rows[0]["model"])
+    ids = sorted(champion)
+    labels = np.array([champion[i][0] for i in ids])
+    out = []
+    for row in rows[1:top + 1]:
+        other, threshold = table(row["model"])
+        if sorted(other) != ids or not resamples:
+            continue
+        result = paired_bootstrap(labels, [champion[i][1] for i in ids], [other[i][1] for i in ids], metric,
+                                  (champion_threshold, threshold), resamples, seed)
+        out.append({"model": row["model"], **result})
+    return out
+
+
+def level_table(entries: list[Entry], rows: list[dict]) -> list[dict]:
+    """Accuracy by annotated level (ELPV defect probability) and by group, in ranking order."""
+    by_name = {e.name: e for e in entries}
+    out = []
+    for row in rows:
+        e = by_name[row["model"]].eval
+        if e.get("levels") or e.get("groups"):
+            out.append({"model": row["model"], "levels": e.get("levels") or {},
+                        "groups": {g: {"count": m["count"], "accuracy": m["accuracy"]}
+                                   for g, m in (e.get("groups") or {}).items()}})
+    return out
+
+
 def champion_reason(rows: list[dict], rank_by: str, front_macs: set) -> str:
     best = rows[0]
     text = f"{best['model']} has the highest test {rank_by.replace('_', '-')} ({best[rank_by]:.3f})"
@@ -277,8 +319,8 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
     by_name = {e.name: e for e in entries}
     models = load_models(entries, models_dir)
     registered = None
-    if register:
-        run_id = by_name[champion].training.get("mlflow_run_id")
+    if register:  # the logged model that was evaluated: with its test-time augmentation when there is one
+        run_id = by_name[champion].eval["cost"].get("served_run_id") or by_name[champion].training.get("mlflow_run_id")
         if run_id:
             from inspectcnn import tracking
 
@@ -293,7 +335,10 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
         "data": json.loads(summary_path.read_text()) if summary_path.is_file() else {},
         "architectures": architecture_table(entries, models),
         "published": PUBLISHED, "task": ELPV_TASK, "environment": environment(),
-        "threshold_rule": params.evaluate.threshold,
+        "threshold_rule": params.evaluate.threshold, "tta": params.evaluate.tta,
+        "resamples": params.evaluate.bootstrap, "recipes": RECIPES,
+        "significance": significance(entries, rows, rank_by, params.evaluate.bootstrap, params.seed),
+        "levels": level_table(entries, rows),
     }
     templates = Environment(loader=PackageLoader("inspectcnn", "templates"),
                             autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -303,8 +348,13 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
         tmp = out_dir / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(out_dir / name)
-    write_table(out_dir / "ranking.csv", rows)
+    write_table(out_dir / "ranking.csv", [
+        {**{k: v for k, v in row.items() if k != "ci95"},
+         **{f"{m}_ci_{end}": (row["ci95"].get(m) or [None, None])[i] for m in ("accuracy", "roc_auc", "f1")
+            for i, end in enumerate(("low", "high"))}}
+        for row in rows])
     summary = {"champion": champion, "rank_by": rank_by, "champion_" + rank_by: rows[0][rank_by],
-               "champion_accuracy": rows[0]["accuracy"], "registered": registered or "", "models": len(rows)}
+               "champion_accuracy": rows[0]["accuracy"], "registered": registered or "", "models": len(rows),
+               "champion_ci95": rows[0]["ci95"]}
     write_metrics(out_dir / "summary.json", summary)
     return summary

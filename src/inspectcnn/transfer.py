@@ -1,9 +1,12 @@
 """Transfer learning (notes section 8): a pretrained convolutional base, a new head, two phases.
 
-Phase 1 trains the head with the base frozen (BatchNorm in inference mode); without augmentation
-the base's features are computed once per split and the head trains on those arrays. Phase 2
-unfreezes the base from ``finetune_from`` on and fine-tunes through the whole network at a lower
-learning rate. The model takes float images in [0, 1] like every other model of the project: the
+Phase 1 trains the head with the base frozen (BatchNorm in inference mode); phase 2 unfreezes the
+base from ``finetune_from`` on and fine-tunes at a lower learning rate. What never trains is
+computed once (``cache_features: auto``): on a sequential base (VGG) the layers below
+``finetune_from`` run once per augmentation view of each training cell (the 8 dihedral views with
+``augment.dihedral``) and both phases train only the layers above on random cached views, which is
+the same training as on the fly at a fraction of the cost; on other bases without augmentation the
+pooled features are cached for phase 1. The model takes float images in [0, 1] like every other model of the project: the
 backbone's own ``preprocess_input`` is rebuilt from plain Keras layers inside the model, so the
 saved ``.keras`` file loads with ``safe_mode=True`` and no custom objects.
 """
@@ -162,10 +165,105 @@ def set_trainable(model: keras.Model, finetune_from: str | None) -> list[str]:
 # --------------------------------------------------------------------------- training
 
 
-def compile_phase(model: keras.Model, learning_rate: float) -> None:
+def compile_phase(model: keras.Model, learning_rate: float, config: TransferConfig | None = None,
+                  steps: int = 0) -> None:
+    """Adam (AdamW when ``weight_decay`` > 0) at ``learning_rate``, decayed by a cosine over the phase's
+    ``steps`` when ``schedule: cosine``."""
     from inspectcnn.training import compile_binary
 
-    compile_binary(model, keras.optimizers.Adam(learning_rate))
+    rate = learning_rate
+    if config is not None and config.schedule == "cosine" and steps:
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.01)
+    if config is not None and config.weight_decay:
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(rate)
+    compile_binary(model, optimizer)
+
+
+# --------------------------------------------------------------------------- cached views
+
+VIEW_CACHE_LIMIT_BYTES = 8 * 2**30
+
+
+def split_model(model: keras.Model, cut: str | None) -> tuple[keras.Model, keras.Model]:
+    """(lower, upper) of a transfer model on a sequential base, sharing its layers and weights.
+
+    ``lower`` maps the image to the output of the base layer just before ``cut`` (the whole base when
+    ``cut`` is None); ``upper`` maps that tensor through the rest of the base and the head to the
+    probability, so that ``upper(lower(x)) == model(x)``.
+    """
+    base = model.get_layer("backbone")
+    names = [layer.name for layer in base.layers]
+    start = names.index(cut) if cut is not None else len(names)
+    if start < 1:
+        raise TransferError(f"finetune_from: {cut!r} is the base's input; nothing below it can be cached")
+    below = keras.Model(base.input, base.layers[start - 1].output, name="backbone_lower")
+    image = model.input
+    x = image
+    for layer in model.layers[1:]:
+        if layer.name == "backbone":
+            break
+        x = layer([x] * 3) if layer.name == "gray_to_rgb" else layer(x)
+    lower = keras.Model(image, below(x), name="lower")
+
+    features = layers.Input(below.output.shape[1:], name="cached")
+    x = features
+    for layer in base.layers[start:]:
+        x = layer(x)
+    reached = False
+    for layer in model.layers:
+        if reached:
+            x = layer(x)
+        reached = reached or layer.name == "backbone"
+    return lower, keras.Model(features, x, name="upper")
+
+
+def cache_views(lower: keras.Model, data, views: tuple[int, ...], count: int, limit: int = VIEW_CACHE_LIMIT_BYTES
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``lower``'s output for every view of every image of an unshuffled split: (N, V, ...) float16, labels."""
+    from inspectcnn import dihedral, interrupts
+
+    shape = tuple(int(d) for d in lower.output.shape[1:])
+    size = count * len(views) * int(np.prod(shape)) * 2
+    if size > limit:
+        raise TransferError(
+            f"caching {len(views)} view(s) of {count} images at {shape} needs {size / 2**30:.1f} GiB (limit "
+            f"{limit / 2**30:.0f} GiB): lower image_size, fine-tune from a later layer, or set cache_features: false")
+    out = np.empty((count, len(views), *shape), dtype=np.float16)
+    labels, filled = [], 0
+    for images, y in data:
+        images = images.numpy()
+        for j, k in enumerate(views):
+            out[filled:filled + len(images), j] = np.asarray(lower(dihedral.view(images, k), training=False))
+        labels.append(y.numpy())
+        filled += len(images)
+        interrupts.check()
+    return out, np.concatenate(labels)
+
+
+class ViewBatches(keras.utils.PyDataset):
+    """Shuffled batches of cached features, a random view of each image, with its class weight."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                 class_weight: dict[int, float] | None = None):
+        super().__init__()
+        self.features, self.labels, self.batch_size = features, labels.astype("float32"), batch_size
+        self.weights = (np.where(labels.ravel() > 0.5, class_weight[1], class_weight[0]).astype("float32")
+                        if class_weight else np.ones(len(labels), "float32"))
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.labels))
+        self.view = self.rng.integers(0, self.features.shape[1], len(self.labels))
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return (self.features[rows, self.view[rows]].astype("float32"), self.labels[rows], self.weights[rows])
 
 
 def extract_features(model: keras.Model, data) -> tuple[np.ndarray, np.ndarray]:
@@ -234,11 +332,15 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
         started = time.perf_counter()
         timings = {}
         val_data = load_split(prepared_dir, "val", **load)
-        if config.frozen_epochs and frozen_path.is_file():
+        steps = math.ceil(train_count / (config.batch_size * replicas))
+        if config.cache_mode == "views":
+            trainable = _fit_on_views(model, config, prepared_dir, work_dir, load=load, weights=weights, seed=seed,
+                                      callbacks=callbacks, diverged=diverged, timings=timings, steps=steps)
+        elif config.frozen_epochs and frozen_path.is_file():
             log.info("transfer %s: phase 1 already complete in %s, resuming with phase 2", name, work_dir)
             model = load_model(frozen_path)
         elif config.frozen_epochs:
-            compile_phase(model, config.learning_rate)
+            compile_phase(model, config.learning_rate, config, steps * config.frozen_epochs)
             phase_start = time.perf_counter()
             meter, nan_guard = ThroughputMeter(train_count), NanGuard()
             if config.uses_cached_features:
@@ -253,7 +355,7 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
                     tmp.replace(features_path)
                     timings["feature_extraction_s"] = round(time.perf_counter() - phase_start, 2)
                 head_only = head_model(model)
-                compile_phase(head_only, config.learning_rate)
+                compile_phase(head_only, config.learning_rate, config, steps * config.frozen_epochs)
                 head_only.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.frozen_epochs,
                               batch_size=config.batch_size * replicas, class_weight=weights,
                               callbacks=callbacks(meter, "frozen", nan_guard), verbose=2)
@@ -268,10 +370,11 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
             model.save(tmp)
             tmp.replace(frozen_path)  # phase 1 is complete only once this file exists
 
-        trainable = []
-        if config.finetune_epochs:
+        if config.cache_mode != "views":
+            trainable = []
+        if config.cache_mode != "views" and config.finetune_epochs:
             trainable = set_trainable(model, config.finetune_layer)
-            compile_phase(model, config.finetune_learning_rate)
+            compile_phase(model, config.finetune_learning_rate, config, steps * config.finetune_epochs)
             best = training.best_so_far(history_path, config.monitor, mode)
             phase_start = time.perf_counter()
             train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
@@ -299,6 +402,82 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
             "finetuned_layers": len(trainable),
             "image_size": config.image_size,
             "precision_policy": run_time.policy,
-            "cached_features": config.uses_cached_features,
+            "cached_features": config.cache_mode,
+            "augment_views": len(config.augment.views or ()) or None,
         }
         return training.publish(work_dir, out_dir, metrics)
+
+
+def _fit_on_views(model, config: TransferConfig, prepared_dir: Path, work_dir: Path, *, load: dict, weights, seed: int,
+                  callbacks, diverged: str, timings: dict, steps: int) -> list[str]:
+    """Both phases on cached views: the base below ``finetune_from`` runs once per view of each training
+    image (and once per validation image), then the layers above it train on random cached views.
+
+    Equivalent to training the whole model with those layers frozen and the augmentation drawing one of
+    ``config.augment.views`` per image, at a fraction of the cost. Returns the fine-tuned base layers.
+    """
+    from inspectcnn import training
+    from inspectcnn.data.dataset import load_split
+    from inspectcnn.data.prepare import read_meta
+    from inspectcnn.training import NanGuard, ThroughputMeter
+
+    cut = config.finetune_layer
+    views = config.augment.views
+    lower, upper = split_model(model, cut)
+    counts = {split: int(read_meta(prepared_dir)["splits"][split]["count"]) for split in ("train", "val")}
+    cache = work_dir / "views.npz"
+    if cache.is_file():
+        with np.load(cache) as cached:
+            x_train, y_train, x_val, y_val = (cached[k] for k in ("x_train", "y_train", "x_val", "y_val"))
+    else:
+        begin = time.perf_counter()
+        x_train, y_train = cache_views(lower, load_split(prepared_dir, "train", **load), views, counts["train"])
+        x_val, y_val = cache_views(lower, load_split(prepared_dir, "val", **load), (0,), counts["val"])
+        tmp = work_dir / ".views.tmp.npz"
+        np.savez(tmp, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
+        tmp.replace(cache)
+        timings["feature_extraction_s"] = round(time.perf_counter() - begin, 2)
+    log.info("cached %s views of %d training images at %s", len(views), len(x_train), x_train.shape[2:])
+    val = (x_val[:, 0].astype("float32"), y_val)
+    history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
+    best_weights = work_dir / "best.weights.h5"
+    frozen_weights = work_dir / "frozen.weights.h5"
+    mode = training.monitor_mode(config.monitor)
+
+    def batches():  # load["batch_size"] is the global batch (per replica x replicas)
+        return ViewBatches(x_train, y_train, load["batch_size"], seed, weights)
+
+    if config.frozen_epochs and frozen_weights.is_file():
+        upper.load_weights(frozen_weights)
+    elif config.frozen_epochs:
+        set_trainable(model, None)
+        compile_phase(upper, config.learning_rate, config, steps * config.frozen_epochs)
+        begin = time.perf_counter()
+        meter, nan_guard = ThroughputMeter(len(x_train)), NanGuard()
+        upper.fit(batches(), validation_data=val, epochs=config.frozen_epochs,
+                  callbacks=callbacks(meter, "frozen", nan_guard), shuffle=False, verbose=2)
+        training.abort_if_diverged(nan_guard, work_dir, diverged)
+        timings["frozen_phase_s"] = round(time.perf_counter() - begin, 2)
+        upper.save_weights(best_weights)
+        upper.save_weights(work_dir / ".frozen.tmp.weights.h5")
+        (work_dir / ".frozen.tmp.weights.h5").replace(frozen_weights)
+
+    trainable: list[str] = []
+    if config.finetune_epochs:
+        trainable = set_trainable(model, cut)
+        compile_phase(upper, config.finetune_learning_rate, config, steps * config.finetune_epochs)
+        best = training.best_so_far(history_path, config.monitor, mode)
+        begin = time.perf_counter()
+        meter, nan_guard = ThroughputMeter(len(x_train)), NanGuard()
+        checkpoint = keras.callbacks.ModelCheckpoint(str(best_weights), monitor=config.monitor, mode=mode,
+                                                     save_best_only=True, save_weights_only=True,
+                                                     initial_value_threshold=best)
+        upper.fit(batches(), validation_data=val, initial_epoch=config.frozen_epochs,
+                  epochs=config.frozen_epochs + config.finetune_epochs,
+                  callbacks=callbacks(meter, "finetune", nan_guard, checkpoint), shuffle=False, verbose=2)
+        training.abort_if_diverged(nan_guard, work_dir, diverged)
+        timings["finetune_phase_s"] = round(time.perf_counter() - begin, 2)
+        timings["finetune_images_per_s"] = round(meter.images_per_s, 2)
+    upper.load_weights(best_weights)  # the layers are the model's: it now holds the best epoch's weights
+    model.save(best_path)
+    return trainable

@@ -31,8 +31,21 @@ def test_report_names_every_model_and_embeds_each_figure(project):
         assert re.search(f'alt="{figure}[^"]*" src="data:image/png;base64,[A-Za-z0-9+/=]{{200,}}"', html), figure
     assert "http://" not in html and "https://" not in html  # self-contained
     summary = json.loads((project / "reports" / "summary.json").read_text())
-    assert summary["champion"] in ("lenet", "simple_cnn", "tiny_hed") and summary["models"] == 3
-    assert "Champion" in (project / "reports" / "report.md").read_text()
+    assert summary["champion"] in ("lenet", "simple_cnn", "tiny_hed", "ensemble") and summary["models"] == 4
+    markdown = (project / "reports" / "report.md").read_text()
+    assert "Champion" in markdown and "| ensemble | ensemble |" in markdown
+    # every test accuracy and ROC-AUC carries its bootstrap interval; the runner-ups are tested against the champion
+    assert len(re.findall(r"\| \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] \|", markdown)) >= 4
+    assert "paired bootstrap on the same test cells" in markdown
+    assert lo_hi_contains(summary["champion_ci95"]["accuracy"], _eval(project, summary["champion"])["accuracy"])
+
+
+def _eval(project, name):
+    return json.loads((project / "models" / name / "eval.json").read_text())
+
+
+def lo_hi_contains(interval, value):
+    return interval[0] <= value <= interval[1]
 
 
 def test_dvc_metrics_and_plots_show(project):
@@ -51,6 +64,29 @@ def test_eval_metrics_are_consistent(project):
     assert result["cost"]["macs"] > 0
     latency = json.loads((project / "models" / "lenet" / "eval_run.json").read_text())
     assert latency["latency_batch1"]["median_ms"] > 0  # kept out of eval.json: it differs on every run
+
+
+def test_registered_champion_is_exactly_the_evaluated_model_with_its_tta(project):
+    """The registry serves what evaluate measured: same probabilities on the test cells, TTA included."""
+    import mlflow
+    import numpy as np
+
+    from inspectcnn.data.dataset import load_split
+
+    champion = json.loads((project / "reports" / "summary.json").read_text())["champion"]
+    assert _eval(project, champion)["tta"] == "flips"
+    with (project / "models" / champion / "predictions.csv").open() as handle:
+        expected = {r["id"]: float(r["probability"]) for r in csv.DictReader(handle)}
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/inspectcnn-champion@champion")
+    size = model.metadata.get_input_schema().inputs[0].shape[1]
+    got = {}
+    for images, _, ids, _ in load_split(project / "data" / "prepared", "test", image_size=size, batch_size=64,
+                                        with_ids=True, channels=1):
+        for item, p in zip(ids.numpy(), np.asarray(model.predict(images.numpy())).ravel()):
+            got[item.decode()] = float(p)
+    assert got.keys() == expected.keys()
+    assert max(abs(got[k] - expected[k]) for k in got) < 1e-4
 
 
 def test_champion_is_registered_and_predicts_through_pyfunc(project):
@@ -80,3 +116,30 @@ def test_predict_reports_a_corrupt_file_and_scores_the_rest(project, tmp_path):
     assert sorted(r["path"].rsplit("/", 1)[-1] for r in rows) == sorted(i.name for i in images)
     assert all(0 <= float(r["probability"]) <= 1 and r["label"] in ("0", "1") for r in rows)
     assert "broken.png" in result.stdout + result.stderr and "1 skipped" in result.stdout
+
+
+def test_train_transfer_and_ensemble_never_open_the_test_split(project, tmp_path):
+    """With the test shards gone, every stage that makes a choice still runs; evaluation (the one reader
+    of the test split) is the control that fails."""
+    import shutil
+
+    prepared = tmp_path / "prepared"
+    shutil.copytree(project / "data" / "prepared", prepared)
+    removed = sorted(prepared.glob("test-*.tfrecord"))
+    assert removed
+    for shard in removed:
+        shard.unlink()
+    stages = (
+        ("inspectcnn.stages.train", "--name", "lenet", "--prepared", str(prepared), "--out", str(tmp_path / "lenet")),
+        ("inspectcnn.stages.transfer", "--name", "tiny_hed", "--prepared", str(prepared),
+         "--out", str(tmp_path / "tiny_hed")),
+        ("inspectcnn.stages.ensemble", "--models", "models", "--val-predictions", "data/val_predictions",
+         "--out", str(tmp_path / "ensemble")),
+    )
+    for stage in stages:
+        run_in(project, "python", "-m", *stage)  # raises with the output if the stage failed
+    assert (tmp_path / "ensemble" / "model.keras").is_file()
+    control = run_in(project, "python", "-m", "inspectcnn.stages.evaluate", "--name", "lenet", "--prepared",
+                     str(prepared), "--model-dir", str(tmp_path / "lenet"), "--val-predictions",
+                     str(tmp_path / "val.csv"), check=False)
+    assert control.returncode != 0 and "test-00000.tfrecord" in control.stderr

@@ -26,8 +26,8 @@ def project(tmp_path_factory):
 def test_repro_trains_every_entry(project):
     root, output = project
     assert ran_stages(output) == [
-        "evaluate@lenet", "evaluate@simple_cnn", "evaluate_transfer@tiny_hed", "prepare", "report",
-        "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
+        "ensemble", "evaluate@lenet", "evaluate@simple_cnn", "evaluate_ensemble", "evaluate_transfer@tiny_hed",
+        "prepare", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
     ]
     for name in ("lenet", "simple_cnn"):
         folder = root / "models" / name
@@ -42,7 +42,10 @@ def test_one_finished_mlflow_run_per_entry_with_epochs_and_model(project):
 
     root, _ = project
     runs = {r.info.run_name: r for r in mlflow_runs(root) if not r.info.run_name.startswith("evaluate@")}
-    assert set(runs) == {"train@lenet", "train@simple_cnn", "transfer@tiny_hed"}
+    assert set(runs) == {"train@lenet", "train@simple_cnn", "transfer@tiny_hed", "ensemble"}
+    ensemble = runs.pop("ensemble")
+    assert ensemble.info.status == "FINISHED" and ensemble.data.tags["kind"] == "ensemble"
+    assert any(k.startswith("weight_") for k in ensemble.data.metrics)
     client = mlflow.tracking.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     for name, run in runs.items():
         assert run.info.status == "FINISHED"
@@ -72,4 +75,5 @@ def test_editing_one_learning_rate_reruns_only_that_entry(project):
     params = root / "params.yaml"
     params.write_text(params.read_text().replace("lenet: {learning_rate: 0.001}", "lenet: {learning_rate: 0.002}"))
     output = run_in(root, "dvc", "repro").stdout
-    assert ran_stages(output) == ["evaluate@lenet", "report", "train@lenet"]
+    # the ensemble chooses on every entry's validation probabilities: it is rebuilt and re-evaluated too
+    assert ran_stages(output) == ["ensemble", "evaluate@lenet", "evaluate_ensemble", "report", "train@lenet"]

@@ -36,7 +36,7 @@ def error_of(raw: dict, check_models: bool = True) -> str:
         ({"train": {"epochs": 2.5}}, ["train.epochs"]),
         ({"data": {"split": {"train": 1.0, "val": 0.0, "test": 0.0}}}, ["data.split", "empty split"]),
         ({"data": {"split": {"train": 0.7, "val": 0.2, "test": 0.2}}}, ["data.split"]),
-        ({"transfer": {"x": {"cache_features": True, "augment": {"flip": "horizontal"}}}},
+        ({"transfer": {"x": {"cache_features": True, "augment": {"flip": "horizontal", "brightness": 0.2}}}},
          ["transfer.x", "cache_features: true conflicts with augmentation"]),
         ({"mlflow": {"required": "yes"}}, ["mlflow.required"]),
     ],
@@ -90,6 +90,6 @@ def test_unknown_stage_entry_is_named_with_the_known_ones():
         params.transfer_config("lenet")
     with pytest.raises(ConfigError, match=r"models.hed no such entry"):
         params.model("hed")
-    with pytest.raises(ConfigError, match=r"nope: not an entry of models: or transfer:"):
+    with pytest.raises(ConfigError, match=r"nope: not an entry of models:, transfer: or the ensemble"):
         params.check_entry("nope")
     assert params.check_entry("hed") == "hed"

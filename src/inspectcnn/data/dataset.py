@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from inspectcnn import dihedral
 from inspectcnn.config import AugmentConfig
 from inspectcnn.data.prepare import read_meta
 
@@ -24,9 +25,8 @@ _FEATURES = {
 
 
 def augmentation(config: AugmentConfig, seed: int | None = None) -> keras.Sequential | None:
-    """The random augmentation of ``config`` as Keras layers on float images in [0, 1], or None."""
-    if not config.enabled:
-        return None
+    """The random flips, rotation, brightness and contrast of ``config`` as Keras layers on float images
+    in [0, 1], or None."""
     layers = []
     if config.flip != "none":
         layers.append(keras.layers.RandomFlip(config.flip, seed=seed))
@@ -36,7 +36,8 @@ def augmentation(config: AugmentConfig, seed: int | None = None) -> keras.Sequen
         layers.append(keras.layers.RandomBrightness(config.brightness, value_range=(0.0, 1.0), seed=seed))
     if config.contrast:
         layers.append(keras.layers.RandomContrast(config.contrast, value_range=(0.0, 1.0), seed=seed))
-    return keras.Sequential(layers, name="augment")
+    # augment.dihedral is applied before these layers, by inspectcnn.dihedral.random_views
+    return keras.Sequential(layers, name="augment") if layers else None
 
 
 def split_files(prepared_dir: str | Path, split: str) -> list[str]:
@@ -115,6 +116,8 @@ def load_split(
 
     def to_model_input(images, labels, *rest):
         images = tf.cast(images, tf.float32) / 255.0
+        if augment is not None and augment.dihedral:
+            images = dihedral.random_views(images, seed)
         if augmenter is not None:
             images = tf.clip_by_value(augmenter(images, training=True), 0.0, 1.0)
         if channels == 3 and stored == 1:
