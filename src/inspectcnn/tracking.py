@@ -161,9 +161,26 @@ class Run:
             outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1), "probability")]),
         )
         # input_example= is left out: it raised FileNotFoundError with mlflow 3.17.2 here.
+        # The requirements are stated, not inferred: inference loads the model in a subprocess (~10 s a model).
         with warnings.catch_warnings(), interrupts.deferred():
             warnings.simplefilter("ignore")
-            mlflow.keras.log_model(model, name=name, signature=signature)
+            mlflow.keras.log_model(model, name=name, signature=signature, pip_requirements=model_requirements())
+
+
+def model_requirements() -> list[str]:
+    """What loading a logged Keras model needs: Keras, its backend, h5py and NumPy, at the versions in use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import keras
+
+    backend = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(keras.backend.backend())
+    found = []
+    for package in ("keras", backend, "h5py", "numpy"):
+        try:
+            found.append(f"{package}=={version(package)}")
+        except (PackageNotFoundError, ValueError, TypeError):
+            continue
+    return found
 
 
 def redact(uri: str) -> str:
