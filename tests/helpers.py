@@ -95,6 +95,7 @@ def mlflow_runs(root: Path, experiment: str = "tiny") -> list:
 
 TINY_PARAMS = """
 seed: 1
+backend: tensorflow
 data: {source: folder, path: images, image_size: 32, split: {train: 0.5, val: 0.25, test: 0.25}}
 mlflow: {experiment: tiny}
 train: {image_size: 32, batch_size: 8, epochs: 2, early_stopping_patience: 0, augment: {flip: horizontal}}

@@ -263,6 +263,8 @@ class Params(_Frozen):
     """The whole params.yaml."""
 
     seed: int = 42
+    # The Keras backend every stage runs under (applied before Keras is imported; see inspectcnn.backend)
+    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"
     data: DataConfig = DataConfig()
     mlflow: MlflowConfig = MlflowConfig()
     train: TrainConfig = TrainConfig()

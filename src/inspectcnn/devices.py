@@ -1,16 +1,65 @@
-"""The hardware this process trains on, in words (MLflow tags, the report). Reads, configures nothing:
-device set-up lives in :mod:`inspectcnn.training.runtime`."""
+"""The hardware this process trains on, as the Keras backend in force sees it (MLflow tags, the report,
+precision and strategy choices). Reads, configures nothing: device set-up lives in
+:mod:`inspectcnn.training.runtime`. One branch per backend (see :mod:`inspectcnn.backend`)."""
 
 from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    compute_capability: int  # major version; 0 when the backend does not say
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def gpus() -> list[Gpu]:
+    """The GPUs the backend can use."""
+    backend = _backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        found = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(gpu)
+            found.append(Gpu(details.get("device_name", gpu.name), int(details.get("compute_capability", (0, 0))[0])))
+        return found
+    if backend == "jax":
+        import jax
+
+        found = []
+        for device in jax.devices():
+            if device.platform == "gpu":
+                capability = getattr(device, "compute_capability", "0")
+                found.append(Gpu(device.device_kind, int(str(capability).split(".")[0] or 0)))
+        return found
+    if backend == "torch":
+        import torch
+
+        return [Gpu(torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i)[0])
+                for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return []
 
 
 def describe() -> str:
     """GPU names (comma-separated), or the CPU and its core count."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    names = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
+    names = ", ".join(gpu.name for gpu in gpus())
     return names or f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def versions() -> dict[str, str]:
+    """Keras, its backend and the backend's version, for MLflow tags and the report."""
+    import keras
+
+    backend = _backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    version = __import__(module).__version__ if module else "unknown"
+    return {"keras": keras.__version__, "backend": backend, "backend_version": version}

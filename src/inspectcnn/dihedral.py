@@ -4,7 +4,7 @@ A solar cell, like most inspection crops, has no preferred orientation: a crack 
 or mirrored is still a crack. The project uses the 8 views three ways, all defined here so that
 they agree:
 
-- training: a random view per image (:func:`random_views`, in the tf.data pipeline);
+- training: a random view per image (:func:`random_views`, in the input pipeline);
 - cached-feature training: the frozen part of a network is run once on each view (:func:`view`);
 - test-time augmentation: :func:`tta_model` wraps a trained model into one that averages its
   probabilities over the views. It is built from stock Keras layers only (``Permute`` for the
@@ -41,16 +41,14 @@ def view(images: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(images)
 
 
-def random_views(images, seed: int | None = None):
-    """A random view of each image of a TensorFlow batch (B, S, S, C), for the tf.data training pipeline."""
-    import tensorflow as tf
-
-    count = tf.shape(images)[0]
-    draw = tf.random.uniform((count, 3), 0, 2, dtype=tf.int32, seed=seed)
-    chosen = lambda column: tf.reshape(tf.equal(draw[:, column], 1), (-1, 1, 1, 1))  # noqa: E731
-    images = tf.where(chosen(0), tf.transpose(images, (0, 2, 1, 3)), images)
-    images = tf.where(chosen(1), tf.reverse(images, axis=[1]), images)
-    return tf.where(chosen(2), tf.reverse(images, axis=[2]), images)
+def random_views(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random one of the 8 views of each image of a NumPy batch (B, S, S, C), for the training input."""
+    draws = rng.integers(0, 8, size=len(images))
+    out = np.empty_like(images)
+    for k in np.unique(draws):
+        chosen = draws == k
+        out[chosen] = view(images[chosen], int(k))
+    return out
 
 
 def _mirror(x, axis: int, size: int, name: str):

@@ -175,14 +175,13 @@ def curves(labels: np.ndarray, probabilities: np.ndarray) -> tuple[list[dict], l
 
 
 def predict(model, data) -> Predictions:
-    """Probabilities of an unshuffled split loaded ``with_ids=True``."""
-    ids, labels, probabilities, groups = [], [], [], []
-    for images, y, batch_ids, batch_groups in data:
-        probabilities.append(np.asarray(model(images, training=False), dtype=float).ravel())
-        labels.append(y.numpy().ravel())
-        ids.extend(i.decode() for i in batch_ids.numpy())
-        groups.extend(g.decode() for g in batch_groups.numpy())
-    return Predictions(ids, np.concatenate(labels).astype(int), np.concatenate(probabilities), groups)
+    """Probabilities of an unshuffled split (a :class:`inspectcnn.data.dataset.SplitBatches`)."""
+    import keras
+
+    probabilities = [np.asarray(keras.ops.convert_to_numpy(model(data[i][0], training=False)), dtype=float).ravel()
+                     for i in range(len(data))]
+    return Predictions(list(data.ids), data.labels.ravel().astype(int), np.concatenate(probabilities),
+                       list(data.groups))
 
 
 def latency(model, input_shape: tuple[int, ...], batch: int, runs: int) -> dict:

@@ -200,11 +200,11 @@ def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_
             continue
         wanted = {p["id"] for _, p in picks}
         images = {}
-        for batch, _, ids, _ in load_split(prepared_dir, "test", image_size=size, batch_size=64, channels=channels,
-                                           with_ids=True, cache=False):
-            for image, item in zip(batch.numpy(), ids.numpy()):
-                if item.decode() in wanted:
-                    images[item.decode()] = image
+        data = load_split(prepared_dir, "test", image_size=size, batch_size=64, channels=channels, cache=False)
+        for position, item in enumerate(data.ids):
+            if item in wanted:
+                batch, _ = data[position // data.batch_size]
+                images[item] = batch[position % data.batch_size]
         figure, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.5), squeeze=False)
         for axis, (category, pick) in zip(axes[0], picks):
             image = images[pick["id"]]
@@ -295,13 +295,13 @@ def champion_reason(rows: list[dict], rank_by: str, front_macs: set) -> str:
 
 
 def environment() -> dict:
-    import keras
     import sklearn
-    import tensorflow as tf
 
-    from inspectcnn.devices import describe
+    from inspectcnn.devices import describe, versions
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+    found = versions()
+    return {"python": platform.python_version(), "keras": found["keras"],
+            found["backend"]: found["backend_version"], "keras_backend": found["backend"],
             "scikit-learn": sklearn.__version__, "platform": platform.platform(), "device": describe()}
 
 

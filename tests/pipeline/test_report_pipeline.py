@@ -81,10 +81,9 @@ def test_registered_champion_is_exactly_the_evaluated_model_with_its_tta(project
     model = mlflow.pyfunc.load_model("models:/inspectcnn-champion@champion")
     size = model.metadata.get_input_schema().inputs[0].shape[1]
     got = {}
-    for images, _, ids, _ in load_split(project / "data" / "prepared", "test", image_size=size, batch_size=64,
-                                        with_ids=True, channels=1):
-        for item, p in zip(ids.numpy(), np.asarray(model.predict(images.numpy())).ravel()):
-            got[item.decode()] = float(p)
+    data = load_split(project / "data" / "prepared", "test", image_size=size, batch_size=64, channels=1)
+    probabilities = np.concatenate([np.asarray(model.predict(data[i][0])).ravel() for i in range(len(data))])
+    got = {item: float(p) for item, p in zip(data.ids, probabilities)}
     assert got.keys() == expected.keys()
     assert max(abs(got[k] - expected[k]) for k in got) < 1e-4
 
@@ -125,7 +124,7 @@ def test_train_transfer_and_ensemble_never_open_the_test_split(project, tmp_path
 
     prepared = tmp_path / "prepared"
     shutil.copytree(project / "data" / "prepared", prepared)
-    removed = sorted(prepared.glob("test-*.tfrecord"))
+    removed = sorted(prepared.glob("test-*.npy"))
     assert removed
     for shard in removed:
         shard.unlink()
@@ -142,4 +141,4 @@ def test_train_transfer_and_ensemble_never_open_the_test_split(project, tmp_path
     control = run_in(project, "python", "-m", "inspectcnn.stages.evaluate", "--name", "lenet", "--prepared",
                      str(prepared), "--model-dir", str(tmp_path / "lenet"), "--val-predictions",
                      str(tmp_path / "val.csv"), check=False)
-    assert control.returncode != 0 and "test-00000.tfrecord" in control.stderr
+    assert control.returncode != 0 and "test-00000.npy" in control.stderr

@@ -1,139 +1,176 @@
-"""tf.data input pipeline over the prepared TFRecord shards.
+"""The input pipeline: a ``keras.utils.PyDataset`` over the prepared uint8 NumPy shards, the same under
+every Keras backend (TensorFlow, JAX, PyTorch) and needing none of them to read the data.
 
-Order of work: read shards (interleaved) -> decode PNG -> resize to the model's size -> cache
-(uint8, before any randomness) -> shuffle -> batch -> augment (Keras preprocessing layers, on
-whole batches) -> to float in [0, 1] with the channels the model wants -> prefetch.
+Order of work: memory-map the split's shards -> resize to the model's size once (area-averaging when
+shrinking, Pillow) and keep the uint8 result in memory (``cache``) -> per epoch, a seeded permutation ->
+per batch: gather -> float in [0, 1] -> a random dihedral view per image -> the Keras preprocessing
+layers of ``train.augment`` (flip, rotation, brightness, contrast), seeded, compiled by Keras -> the
+channels the model wants. Keras' ``fit`` applies ``class_weight`` to these batches in every backend.
+
+Why a PyDataset and not tf.data or grain: tf.data would keep TensorFlow on the JAX and PyTorch paths;
+grain is a further dependency whose datasets Keras' ``fit`` refuses ``class_weight`` for; the uint8
+gather from memory is cheap, and the input outruns the fastest network (benchmarks/input_headroom.py,
+benchmarks/README.md section 2).
 """
 
 from __future__ import annotations
 
+import csv
+import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import keras
-import tensorflow as tf
+import numpy as np
+from PIL import Image
 
 from inspectcnn import dihedral
 from inspectcnn.config import AugmentConfig
 from inspectcnn.data.prepare import read_meta
 
-_FEATURES = {
-    "image": tf.io.FixedLenFeature([], tf.string),
-    "label": tf.io.FixedLenFeature([], tf.int64),
-    "id": tf.io.FixedLenFeature([], tf.string),
-    "group": tf.io.FixedLenFeature([], tf.string, default_value=""),
-}
 
-
-def augmentation(config: AugmentConfig, seed: int | None = None) -> keras.Sequential | None:
-    """The random flips, rotation, brightness and contrast of ``config`` as Keras layers on float images
-    in [0, 1], or None."""
+def augmentation(config: AugmentConfig, seed: int | None = None) -> list[keras.layers.Layer]:
+    """The random flips, rotation, brightness and contrast of ``config`` as Keras preprocessing layers on
+    float images in [0, 1] (float32 whatever the global dtype policy); augment.dihedral is applied
+    before them, by :func:`inspectcnn.dihedral.random_views`."""
     layers = []
     if config.flip != "none":
-        layers.append(keras.layers.RandomFlip(config.flip, seed=seed))
+        layers.append(keras.layers.RandomFlip(config.flip, seed=seed, dtype="float32"))
     if config.rotation:
-        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed))
+        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed, dtype="float32"))
     if config.brightness:
-        layers.append(keras.layers.RandomBrightness(config.brightness, value_range=(0.0, 1.0), seed=seed))
+        layers.append(keras.layers.RandomBrightness(config.brightness, value_range=(0.0, 1.0), seed=seed,
+                                                    dtype="float32"))
     if config.contrast:
-        layers.append(keras.layers.RandomContrast(config.contrast, value_range=(0.0, 1.0), seed=seed))
-    # augment.dihedral is applied before these layers, by inspectcnn.dihedral.random_views
-    return keras.Sequential(layers, name="augment") if layers else None
+        layers.append(keras.layers.RandomContrast(config.contrast, value_range=(0.0, 1.0), seed=seed, dtype="float32"))
+    return layers
 
 
-def split_files(prepared_dir: str | Path, split: str) -> list[str]:
+class Augmenter(keras.Model):
+    """The augmentation layers as one Keras model that applies them in training mode. Run through Keras'
+    ``predict_on_batch``, which compiles it the backend's way (tf.function, jax.jit): per batch of 32,
+    3x faster (TensorFlow, JAX: 1.4 and 0.4 ms against 4.7 and 1.4 ms) than calling the layers eagerly."""
+
+    def __init__(self, layers: list[keras.layers.Layer], **kwargs):
+        super().__init__(**kwargs)
+        self.augment_layers = layers
+
+    def call(self, images, training=None):
+        for layer in self.augment_layers:
+            images = layer(images, training=True)
+        return images
+
+
+def split_files(prepared_dir: str | Path, split: str) -> list[Path]:
     meta = read_meta(prepared_dir)
     if split not in meta["splits"]:
         raise ValueError(f"unknown split {split!r}; prepared splits: {sorted(meta['splits'])}")
-    return [str(Path(prepared_dir) / name) for name in meta["splits"][split]["shards"]]
-
-
-def _decoder(stored_channels: int, image_size: int, with_ids: bool):
-    def decode(record):
-        example = tf.io.parse_single_example(record, _FEATURES)
-        image = tf.io.decode_png(example["image"], channels=stored_channels)
-        image = tf.image.resize(image, (image_size, image_size), method="area", antialias=True)
-        image = tf.cast(tf.round(image), tf.uint8)
-        label = tf.cast(example["label"], tf.float32)[tf.newaxis]
-        if with_ids:
-            return image, label, example["id"], example["group"]
-        return image, label
-
-    return decode
-
-
-def load_split(
-    prepared_dir: str | Path,
-    split: str,
-    *,
-    image_size: int,
-    batch_size: int,
-    channels: int | None = None,
-    shuffle: bool = False,
-    augment: AugmentConfig | None = None,
-    seed: int | None = None,
-    cache: bool = True,
-    drop_remainder: bool = False,
-    with_ids: bool = False,
-) -> tf.data.Dataset:
-    """Batches of (images float32 (B, S, S, C) in [0, 1], labels float32 (B, 1)) of one split.
-
-    ``channels`` is what the model takes (1 or 3; default: as stored); grayscale is repeated to 3.
-    ``with_ids`` adds the item ids and groups (for evaluation), and is incompatible with shuffling.
-    """
-    meta = read_meta(prepared_dir)
-    stored = int(meta["channels"])
-    channels = channels or stored
-    if channels not in (1, 3) or (stored == 3 and channels == 1):
-        raise ValueError(f"cannot feed {stored}-channel images to a model that takes {channels} channel(s)")
-    files = split_files(prepared_dir, split)
-    options = tf.data.Options()
-    options.deterministic = True
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-
-    data = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        data = data.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    # Unshuffled reads go shard after shard, so the order matches load_labels.
-    data = data.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(len(files), 4) if shuffle else 1,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    data = data.map(_decoder(stored, image_size, with_ids), num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        data = data.cache()
-    if shuffle:
-        buffer = min(int(meta["splits"][split]["count"]), 10_000)
-        data = data.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
-    # TFRecord reads have unknown length; stating it lets Keras plan epochs without running dry.
-    count = int(meta["splits"][split]["count"])
-    data = data.apply(tf.data.experimental.assert_cardinality(
-        count // batch_size if drop_remainder else -(-count // batch_size)))
-
-    augmenter = augmentation(augment, seed) if augment is not None else None
-
-    def to_model_input(images, labels, *rest):
-        images = tf.cast(images, tf.float32) / 255.0
-        if augment is not None and augment.dihedral:
-            images = dihedral.random_views(images, seed)
-        if augmenter is not None:
-            images = tf.clip_by_value(augmenter(images, training=True), 0.0, 1.0)
-        if channels == 3 and stored == 1:
-            images = tf.repeat(images, 3, axis=-1)
-        return (images, labels, *rest)
-
-    data = data.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE).with_options(options)
+    return [Path(prepared_dir) / name for name in meta["splits"][split]["shards"]]
 
 
 def load_labels(prepared_dir: str | Path, split: str) -> tuple[list[str], list[int], list[str]]:
-    """(ids, labels, groups) of a split in the order :func:`load_split` yields them unshuffled."""
-    ids, labels, groups = [], [], []
-    for record in tf.data.TFRecordDataset(split_files(prepared_dir, split)):
-        example = tf.io.parse_single_example(record, _FEATURES)
-        ids.append(example["id"].numpy().decode())
-        labels.append(int(example["label"]))
-        groups.append(example["group"].numpy().decode())
-    return ids, labels, groups
+    """(ids, labels, groups) of a split in the order of its shards (the order :func:`load_split` yields
+    them unshuffled)."""
+    split_files(prepared_dir, split)  # the split exists
+    with (Path(prepared_dir) / f"{split}.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r["id"] for r in rows], [int(r["label"]) for r in rows], [r["group"] for r in rows]
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, S, S, C) to (N, size, size, C): area-averaging (Pillow's box filter) when shrinking,
+    bicubic when enlarging, as the prepare stage resizes."""
+    if images.shape[1] == size:
+        return np.asarray(images)
+    method = Image.Resampling.BOX if images.shape[1] > size else Image.Resampling.BICUBIC
+    out = np.empty((len(images), size, size, images.shape[-1]), np.uint8)
+    for i, image in enumerate(images):
+        pixels = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        out[i] = np.asarray(pixels.resize((size, size), method)).reshape(size, size, -1)
+    return out
+
+
+class _Split:
+    """The uint8 images of one split, resized on demand (``cache=False``) or once, in memory."""
+
+    def __init__(self, files: list[Path], size: int, cache: bool):
+        self.shards = [np.load(f, mmap_mode="r") for f in files]
+        self.starts = np.cumsum([0, *[len(s) for s in self.shards]])
+        self.size = size
+        self.images = None
+        if cache:
+            with ThreadPoolExecutor(2) as pool:  # Pillow releases the GIL while it resizes
+                self.images = np.concatenate(list(pool.map(lambda s: resize(s, size), self.shards)))
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def gather(self, indices: np.ndarray) -> np.ndarray:
+        if self.images is not None:
+            return self.images[indices]
+        shard = np.searchsorted(self.starts, indices, side="right") - 1
+        rows = [self.shards[s][i - self.starts[s]] for s, i in zip(shard, indices)]
+        return resize(np.stack(rows), self.size)
+
+
+class SplitBatches(keras.utils.PyDataset):
+    """Batches (images float32 (B, S, S, C) in [0, 1], labels float32 (B, 1)) of one prepared split.
+
+    ``ids``, ``labels`` and ``groups`` give every item in the unshuffled order, for evaluation.
+    """
+
+    def __init__(self, prepared_dir: str | Path, split: str, *, image_size: int, batch_size: int,
+                 channels: int | None = None, shuffle: bool = False, augment: AugmentConfig | None = None,
+                 seed: int | None = None, cache: bool = True, drop_remainder: bool = False, workers: int = 1):
+        # One worker by default: on 2 cores Keras' thread enqueuer cost more than it overlapped (measured
+        # 9k against 31k images/s under JAX); more threads pay off where cores are many (a GPU host).
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        meta = read_meta(prepared_dir)
+        stored = int(meta["channels"])
+        channels = channels or stored
+        if channels not in (1, 3) or (stored == 3 and channels == 1):
+            raise ValueError(f"cannot feed {stored}-channel images to a model that takes {channels} channel(s)")
+        self.split = _Split(split_files(prepared_dir, split), image_size, cache)
+        self.ids, labels, self.groups = load_labels(prepared_dir, split)
+        if len(labels) != len(self.split):
+            raise ValueError(f"{prepared_dir}: {split}.csv lists {len(labels)} items, its shards hold {len(self.split)}"
+                             " - the prepared folder is damaged: run the prepare stage again")
+        self.labels = np.asarray(labels, np.float32)[:, None]
+        self.batch_size, self.channels, self.stored = batch_size, channels, stored
+        self.shuffle, self.seed, self.drop_remainder = shuffle, seed or 0, drop_remainder
+        self.dihedral = bool(augment is not None and augment.dihedral)
+        layers = augmentation(augment, seed) if augment is not None else []
+        self.augmenter = Augmenter(layers, name="augment") if layers else None
+        self.epoch = 0
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.split))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.split))
+
+    def __len__(self) -> int:
+        count = len(self.split)
+        return count // self.batch_size if self.drop_remainder else math.ceil(count / self.batch_size)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order()
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        indices = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        images = self.split.gather(indices).astype(np.float32) / np.float32(255.0)
+        if self.dihedral:  # a draw fixed by (seed, epoch, batch)
+            images = dihedral.random_views(images, np.random.default_rng([self.seed, self.epoch, index]))
+        if self.augmenter is not None:  # seeded layers: the same draws for the same sequence of batches
+            images = np.clip(keras.ops.convert_to_numpy(self.augmenter.predict_on_batch(images)), 0.0, 1.0)
+        if self.channels == 3 and self.stored == 1:
+            images = np.repeat(images, 3, axis=-1)
+        return images, self.labels[indices]
+
+
+def load_split(prepared_dir: str | Path, split: str, **options) -> SplitBatches:
+    """One split of the prepared data as batches; see :class:`SplitBatches` for the options."""
+    return SplitBatches(prepared_dir, split, **options)

@@ -83,3 +83,9 @@ def resize_and_encode(pixels: np.ndarray, size: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """The uint8 pixels of a PNG written by :func:`resize_and_encode`."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image)

@@ -1,4 +1,4 @@
-"""The prepare stage: list, decode, check, de-duplicate, split and store a data set as TFRecord shards.
+"""The prepare stage: list, decode, check, de-duplicate, split and store a data set as uint8 NumPy shards.
 
 Memory stays flat in the number of images: pass 1 decodes each image once (in a thread pool),
 hashes it and appends its resized PNG to a temporary pool file; pass 2 streams the pool into
@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from inspectcnn.config import DataConfig
-from inspectcnn.data.images import BadImageError, content_hash, read_image, resize_and_encode
+from inspectcnn.data.images import BadImageError, content_hash, decode_png, read_image, resize_and_encode
 from inspectcnn.data.sources import SPLITS, DataSourceError, Item, Listing, list_items
 from inspectcnn.dvc_outputs import write_metrics
 from inspectcnn.errors import UserError
@@ -35,6 +35,9 @@ from inspectcnn.errors import UserError
 log = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
+# uint8 NumPy shards (N, S, S, C) + <split>.csv (id, label, group): every Keras backend reads them without
+# TensorFlow. Prepared folders of older versions (TFRecord shards) carry no "format" and are refused.
+STORAGE_FORMAT = "npy-uint8-nhwc"
 MANIFEST_FILE = "manifest.csv"
 
 
@@ -112,40 +115,40 @@ def _drop_cross_split_duplicates(decoded: list[Decoded]) -> tuple[list[Decoded],
 # --------------------------------------------------------------------------- storage
 
 
-def _example(image_png: bytes, label: int, item_id: str, group: str) -> bytes:
-    import tensorflow as tf  # deferred: listing and validation need no TensorFlow
-
-    feature = {
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_png])),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id.encode()])),
-        "group": tf.train.Feature(bytes_list=tf.train.BytesList(value=[group.encode()])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
 class _ShardWriter:
-    """Rolls over to a new ``<split>-NNNNN.tfrecord`` every ``shard_size`` records."""
+    """Rolls over to a new ``<split>-NNNNN.npy`` every ``shard_size`` images: uint8 (n, S, S, C) arrays that
+    any process memory-maps without TensorFlow (numpy's own format), filled in place as the images stream
+    in, so memory stays flat. The split's ids, labels and groups go, in the same order, to ``<split>.csv``."""
 
-    def __init__(self, folder: Path, split: str, shard_size: int):
-        self.folder, self.split, self.shard_size = folder, split, shard_size
-        self.count, self.files, self._writer = 0, [], None
+    def __init__(self, folder: Path, split: str, shard_size: int, total: int, image_shape: tuple[int, ...]):
+        self.folder, self.split, self.shard_size, self.total = folder, split, shard_size, total
+        self.image_shape = image_shape
+        self.count, self.files, self._shard = 0, [], None
+        self._index = (folder / f"{split}.csv").open("w", newline="", encoding="utf-8")
+        self._rows = csv.writer(self._index)
+        self._rows.writerow(["id", "label", "group"])
 
-    def write(self, record: bytes) -> None:
-        import tensorflow as tf
-
+    def write(self, pixels: np.ndarray, label: int, item_id: str, group: str) -> None:
         if self.count % self.shard_size == 0:
-            self.close()
-            name = f"{self.split}-{len(self.files):05d}.tfrecord"
+            self.close_shard()
+            name = f"{self.split}-{len(self.files):05d}.npy"
             self.files.append(name)
-            self._writer = tf.io.TFRecordWriter(str(self.folder / name))
-        self._writer.write(record)
+            rows = min(self.shard_size, self.total - self.count)
+            self._shard = np.lib.format.open_memmap(self.folder / name, mode="w+", dtype=np.uint8,
+                                                    shape=(rows, *self.image_shape))
+        self._shard[self.count % self.shard_size] = pixels.reshape(self.image_shape)
+        self._rows.writerow([item_id, label, group])
         self.count += 1
 
+    def close_shard(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            del self._shard
+            self._shard = None
+
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self.close_shard()
+        self._index.close()
 
 
 def _decode_one(item: Item, config: DataConfig) -> tuple[Decoded, bytes] | BadImageError:
@@ -296,10 +299,13 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
         )
     _check_splits(rows, listing.classes)
 
-    shards = {split: _ShardWriter(work, split, config.shard_size) for split in SPLITS}
+    channels = 1 if config.color_mode == "grayscale" else 3
+    totals = Counter(row["split"] for row in rows)
+    shape = (config.image_size, config.image_size, channels)
+    shards = {split: _ShardWriter(work, split, config.shard_size, totals[split], shape) for split in SPLITS}
     try:
         for row, png in zip(rows, _read_pool(work / "pool.bin", offsets)):
-            shards[row["split"]].write(_example(png, row["label"], row["id"], row["group"]))
+            shards[row["split"]].write(decode_png(png), row["label"], row["id"], row["group"])
     finally:
         for writer in shards.values():
             writer.close()
@@ -315,7 +321,8 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
         "source": config.source,
         "classes": list(listing.classes),
         "image_size": config.image_size,
-        "channels": 1 if config.color_mode == "grayscale" else 3,
+        "channels": channels,
+        "format": STORAGE_FORMAT,
         "has_groups": any(row["group"] for row in rows),
         "splits": {split: {"count": shards[split].count, "shards": shards[split].files} for split in SPLITS},
     }
@@ -341,4 +348,8 @@ def read_meta(prepared_dir: Path) -> dict:
     path = Path(prepared_dir) / META_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run the prepare stage first (dvc repro prepare)")
-    return json.loads(path.read_text())
+    meta = json.loads(path.read_text())
+    if meta.get("format") != STORAGE_FORMAT:
+        raise PrepareError(f"{prepared_dir} was prepared by an older version (format {meta.get('format', 'tfrecord')!r}, "
+                           f"this one reads {STORAGE_FORMAT!r}): run the prepare stage again (dvc repro prepare)")
+    return meta

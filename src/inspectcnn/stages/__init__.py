@@ -5,3 +5,8 @@ notebooks) and a ``main(argv)`` that parses the command line dvc.yaml gives it, 
 and turns a :class:`inspectcnn.errors.UserError` into one line and exit code 2. ``pipeline/`` keeps
 thin aliases (``python -m pipeline.train`` = ``python -m inspectcnn.stages.train``).
 """
+
+from inspectcnn import backend as _backend
+
+# params.yaml's `backend:` must be in KERAS_BACKEND before the stage module's own imports load Keras.
+_backend.apply_from_params()

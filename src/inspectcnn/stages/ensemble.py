@@ -34,7 +34,7 @@ def run(params: Params, models_dir: Path, out_dir: Path, val_predictions: Path =
         "image_size": int(model.input.shape[1]),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_params = {"seed": params.seed, "entry": ENSEMBLE, **config.model_dump(), "tta": params.evaluate.tta}
+    run_params = {"seed": params.seed, "backend": params.backend, "entry": ENSEMBLE, **config.model_dump(), "tta": params.evaluate.tta}
     tags = {**tracking.environment_tags(), "dvc_stage": ENSEMBLE, "kind": "ensemble",
             "params_hash": tracking.params_hash(run_params)}
     with tracking.start_run(ENSEMBLE, experiment=params.mlflow.experiment, params=run_params, tags=tags,

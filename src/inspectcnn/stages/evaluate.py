@@ -38,7 +38,7 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path,
     trained = load_model(model_path)
     model = dihedral.tta_model(trained, config.tta)  # what is evaluated is what is registered and served
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
-    load = dict(image_size=size, batch_size=64, channels=channels, with_ids=True)
+    load = dict(image_size=size, batch_size=64, channels=channels)
 
     val = evaluation.predict(model, load_split(prepared_dir, "val", **load))
     threshold = evaluation.choose_threshold(val.labels, val.probabilities, config.threshold)
@@ -111,7 +111,7 @@ def _log_to_mlflow(name: str, params: Params, train_run_id: str | None, results:
     tags = {**tracking.environment_tags(), "dvc_stage": f"evaluate@{name}", "kind": "evaluate",
             "evaluates_run": train_run_id or "unknown", "entry": name}
     with tracking.start_run(f"evaluate@{name}", experiment=params.mlflow.experiment,
-                            params={"entry": name, **params.evaluate.model_dump()}, tags=tags,
+                            params={"entry": name, "backend": params.backend, **params.evaluate.model_dump()}, tags=tags,
                             required=params.mlflow.required) as run:
         run.log_metrics(flat)
         for table in ("predictions.csv", "roc.csv", "pr.csv", "eval.json", "eval_run.json"):

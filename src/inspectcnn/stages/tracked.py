@@ -14,7 +14,7 @@ def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict
     from inspectcnn import plots, tracking
     from inspectcnn.training import read_history
 
-    run_params = {"seed": params.seed, "entry": name, **config.model_dump(),
+    run_params = {"seed": params.seed, "backend": params.backend, "entry": name, **config.model_dump(),
                   "data": {"source": meta["source"], "stored_size": meta["image_size"],
                            "train_images": meta["splits"]["train"]["count"]}}
     tags = {**tracking.environment_tags(), "dvc_stage": stage, "kind": kind,

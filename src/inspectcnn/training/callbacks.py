@@ -79,7 +79,13 @@ def allow_async_dispatch(callbacks: list[keras.callbacks.Callback]) -> None:
     BackupAndRestore and ModelCheckpoint define batch hooks (for batch-frequency saving) that are
     no-ops when they save per epoch; but any batch hook makes Keras pull every step's logs to the
     host synchronously, which costs small models up to a fifth of their speed on a CPU.
+
+    TensorFlow only: under JAX, the same flags changed what was trained and saved (a LeNet epoch
+    with class weights ended on other weights than the synchronous run, on one device and on two;
+    tests/backends/test_data_parallel.py caught it), so JAX and PyTorch keep Keras' synchronous hooks.
     """
+    if keras.backend.backend() != "tensorflow":
+        return
     for callback in callbacks:
         if isinstance(callback, (keras.callbacks.BackupAndRestore, keras.callbacks.ModelCheckpoint)) \
                 and callback.save_freq == "epoch":
