@@ -7,10 +7,12 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+# params.yaml's backend: (tensorflow | jax | torch); its packages come from requirements-<backend>.txt
+BACKEND := $(or $(shell sed -n 's/^backend:[[:space:]]*\([a-z]*\).*/\1/p' params.yaml),tensorflow)
 
 .PHONY: setup run test gpu-params ui clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(VENV)/.installed-$(BACKEND)
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -20,10 +22,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-run: $(STAMP)
+# One stamp per backend: switching params.yaml's backend installs that backend's packages on the next run.
+$(VENV)/.installed-%: requirements-%.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r $<
+	touch $@
+
+run: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
-test: $(STAMP)
+test: setup $(VENV)/.installed-jax $(VENV)/.installed-torch
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 gpu-params: $(STAMP)  ## params.gpu.yaml: the full-size configuration (native input sizes, full widths)
