@@ -1,10 +1,11 @@
-"""Input-pipeline headroom: tf.data images/s with no model against the fastest model's training images/s.
+"""Input-pipeline headroom: the loader's images/s with no model against the fastest model's training images/s.
 
     python benchmarks/input_headroom.py
 
 The input side is the project's own `load_split` on the prepared training split, exactly as
-training uses it (read shards, decode, resize, cache, shuffle, batch, augment with params.yaml's
-`train.augment`, prefetch), iterated with no model for several epochs; the steady epochs (second
+training uses it (memory-mapped NumPy shards, resize and cache, shuffle, batch, augment with
+params.yaml's `train.augment`), iterated through Keras' own PyDataset adapter with no model for
+several epochs, under the Keras backend in force (KERAS_BACKEND); the steady epochs (second
 onwards, cache filled) count. The model side is every params.yaml models entry at its own size,
 width and batch, trained on in-memory batches (`zoo_throughput.measure`); the fastest one is the
 one the input pipeline must outrun. Target: input >= 10x the fastest model.
@@ -36,12 +37,17 @@ from inspectcnn.data.prepare import read_meta  # noqa: E402
 def input_rate(config, prepared: Path, channels: int, epochs: int, seed: int) -> tuple[float, float]:
     data = load_split(prepared, "train", image_size=config.image_size, batch_size=config.batch_size,
                       channels=channels, shuffle=True, augment=config.augment, seed=seed, cache=config.cache)
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    adapter = PyDatasetAdapter(data, shuffle=False)  # what Keras' fit iterates
     walls, cpus = [], []
     for _ in range(epochs):
+        adapter.on_epoch_begin()
         started, cpu = time.perf_counter(), time.process_time()
-        count = sum(int(images.shape[0]) for images, _ in data)
+        count = sum(int(batch[0].shape[0]) for batch in adapter.get_numpy_iterator())
         walls.append(count / (time.perf_counter() - started))
         cpus.append(count / (time.process_time() - cpu))
+        adapter.on_epoch_end()
     return statistics.median(walls[1:]), statistics.median(cpus[1:])
 
 

@@ -3,7 +3,7 @@
     python benchmarks/pipeline_overhead.py                 # lenet, resnet18, vgg16 as in params.yaml
     python benchmarks/pipeline_overhead.py --models lenet --rounds 3 --epochs 6
 
-Project path: prepared TFRecords -> tf.data (decode, cache, shuffle, augment) -> ``training.train``
+Project path: prepared NumPy shards -> the PyDataset (resize, cache, shuffle, augment) -> ``training.train``
 with every callback (BackupAndRestore, ModelCheckpoint, CSVLogger, NaN guard, throughput meter)
 and per-epoch MLflow logging into a scratch SQLite store. Bare path: the same architecture, width,
 input size, batch size, optimizer, loss, metrics and class weights, ``model.fit`` on NumPy arrays
@@ -63,11 +63,8 @@ class SteadyTimer(keras.callbacks.Callback):
 
 
 def in_memory(prepared: Path, split: str, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for x, y in load_split(prepared, split, image_size=size, batch_size=256, channels=channels):
-        xs.append(x.numpy())
-        ys.append(y.numpy())
-    return np.concatenate(xs), np.concatenate(ys)
+    data = load_split(prepared, split, image_size=size, batch_size=256, channels=channels)
+    return np.concatenate([data[i][0] for i in range(len(data))]), data.labels
 
 
 def compare(bare: list[SteadyTimer], project: list[SteadyTimer], steady_images: int) -> dict:
@@ -151,7 +148,7 @@ def main() -> None:
               f"images/s  ratio {row['ratio']:.3f} (target >= 0.95)", flush=True)
 
     out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                       "tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__},
+                       **__import__("inspectcnn.devices", fromlist=["versions"]).versions()},
            "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

@@ -102,7 +102,7 @@ def run_prepare(data: Path, work: Path) -> dict:
     output = process.stdout.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"prepare failed on {data}:\n{output}")
-    stored = sum(f.stat().st_size for f in out.glob("*/*.tfrecord")) or sum(f.stat().st_size for f in out.rglob("*"))
+    stored = sum(f.stat().st_size for f in out.glob("*/*.npy")) or sum(f.stat().st_size for f in out.rglob("*"))
     return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
             "prepared_mib": round(stored / 2**20, 1), "stage_output": output.strip().splitlines()[-1]}
 

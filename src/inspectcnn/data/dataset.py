@@ -113,6 +113,17 @@ class _Split:
         return resize(np.stack(rows), self.size)
 
 
+def default_workers() -> int:
+    """Threads building batches ahead of the model: none on a CPU-only machine (on 2 cores Keras' thread
+    enqueuer cost more than it overlapped: 9k against 31k images/s under JAX), a few beside a GPU, whose
+    steps would otherwise wait for the host."""
+    import os
+
+    from inspectcnn import devices
+
+    return 1 if not devices.gpus() else max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
 class SplitBatches(keras.utils.PyDataset):
     """Batches (images float32 (B, S, S, C) in [0, 1], labels float32 (B, 1)) of one prepared split.
 
@@ -121,10 +132,9 @@ class SplitBatches(keras.utils.PyDataset):
 
     def __init__(self, prepared_dir: str | Path, split: str, *, image_size: int, batch_size: int,
                  channels: int | None = None, shuffle: bool = False, augment: AugmentConfig | None = None,
-                 seed: int | None = None, cache: bool = True, drop_remainder: bool = False, workers: int = 1):
-        # One worker by default: on 2 cores Keras' thread enqueuer cost more than it overlapped (measured
-        # 9k against 31k images/s under JAX); more threads pay off where cores are many (a GPU host).
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+                 seed: int | None = None, cache: bool = True, drop_remainder: bool = False,
+                 workers: int | None = None):
+        super().__init__(workers=workers or default_workers(), use_multiprocessing=False, max_queue_size=8)
         meta = read_meta(prepared_dir)
         stored = int(meta["channels"])
         channels = channels or stored
@@ -165,7 +175,8 @@ class SplitBatches(keras.utils.PyDataset):
         if self.dihedral:  # a draw fixed by (seed, epoch, batch)
             images = dihedral.random_views(images, np.random.default_rng([self.seed, self.epoch, index]))
         if self.augmenter is not None:  # seeded layers: the same draws for the same sequence of batches
-            images = np.clip(keras.ops.convert_to_numpy(self.augmenter.predict_on_batch(images)), 0.0, 1.0)
+            with keras.device("cpu:0"):  # on the host, where the batch is: no round trip through a GPU
+                images = np.clip(keras.ops.convert_to_numpy(self.augmenter.predict_on_batch(images)), 0.0, 1.0)
         if self.channels == 3 and self.stored == 1:
             images = np.repeat(images, 3, axis=-1)
         return images, self.labels[indices]

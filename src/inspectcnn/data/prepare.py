@@ -116,9 +116,11 @@ def _drop_cross_split_duplicates(decoded: list[Decoded]) -> tuple[list[Decoded],
 
 
 class _ShardWriter:
-    """Rolls over to a new ``<split>-NNNNN.npy`` every ``shard_size`` images: uint8 (n, S, S, C) arrays that
-    any process memory-maps without TensorFlow (numpy's own format), filled in place as the images stream
-    in, so memory stays flat. The split's ids, labels and groups go, in the same order, to ``<split>.csv``."""
+    """Rolls over to a new ``<split>-NNNNN.npy`` every ``shard_size`` images: uint8 (n, S, S, C) arrays in
+    NumPy's own format, which any process memory-maps without TensorFlow. Each file is written as a
+    stream (header, then one image after the other), not through a memory map, so the process holds
+    one image at a time however large the data set. The split's ids, labels and groups go, in the
+    same order, to ``<split>.csv``."""
 
     def __init__(self, folder: Path, split: str, shard_size: int, total: int, image_shape: tuple[int, ...]):
         self.folder, self.split, self.shard_size, self.total = folder, split, shard_size, total
@@ -134,16 +136,17 @@ class _ShardWriter:
             name = f"{self.split}-{len(self.files):05d}.npy"
             self.files.append(name)
             rows = min(self.shard_size, self.total - self.count)
-            self._shard = np.lib.format.open_memmap(self.folder / name, mode="w+", dtype=np.uint8,
-                                                    shape=(rows, *self.image_shape))
-        self._shard[self.count % self.shard_size] = pixels.reshape(self.image_shape)
+            self._shard = (self.folder / name).open("wb")
+            np.lib.format.write_array_header_1_0(self._shard, {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                "shape": (rows, *self.image_shape)})
+        self._shard.write(np.ascontiguousarray(pixels, dtype=np.uint8).reshape(self.image_shape).tobytes())
         self._rows.writerow([item_id, label, group])
         self.count += 1
 
     def close_shard(self) -> None:
         if self._shard is not None:
-            self._shard.flush()
-            del self._shard
+            self._shard.close()
             self._shard = None
 
     def close(self) -> None:
