@@ -117,25 +117,7 @@ def unpack(pack: Path, out: Path) -> Path:
 
 
 def steady_timer():
-    import keras
-
-    class SteadyTimer(keras.callbacks.Callback):
-        """Seconds of the first epoch, and of the others (placed last: includes every callback's work)."""
-
-        def __init__(self):
-            super().__init__()
-            self.start = self.first = self.steady = 0.0
-
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:
-                self.first = time.perf_counter() - self.start
-                self.start = time.perf_counter()
-
-        def on_train_end(self, logs=None):
-            self.steady = time.perf_counter() - self.start
+    from inspectcnn.training.callbacks import SteadyTimer
 
     return SteadyTimer()
 

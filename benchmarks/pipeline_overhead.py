@@ -40,26 +40,7 @@ from inspectcnn.models import build_model  # noqa: E402
 from inspectcnn.training import (  # noqa: E402
     make_optimizer, train_labels, class_weights, configure_precision, train,
 )
-
-
-class SteadyTimer(keras.callbacks.Callback):
-    """Seconds from the start of the second epoch to the end of training (placed last, so it
-    includes every other callback's end-of-epoch work), and the first epoch on its own."""
-
-    def __init__(self):
-        super().__init__()
-        self.start = self.first = self.steady = 0.0
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == 1:
-            self.first = time.perf_counter() - self.start
-            self.start = time.perf_counter()
-
-    def on_train_end(self, logs=None):
-        self.steady = time.perf_counter() - self.start
+from inspectcnn.training.callbacks import SteadyTimer  # noqa: E402
 
 
 def in_memory(prepared: Path, split: str, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:

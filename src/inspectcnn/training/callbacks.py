@@ -36,6 +36,27 @@ class ThroughputMeter(keras.callbacks.Callback):
         return float(np.median(rates)) if rates else 0.0
 
 
+class SteadyTimer(keras.callbacks.Callback):
+    """Seconds from the start of the second epoch to the end of training, and the first epoch (tracing,
+    compilation, cache filling) on its own. Placed last, it includes every other callback's end-of-epoch
+    work: what the benchmarks compare between the project's training path and a bare ``fit``."""
+
+    def __init__(self):
+        super().__init__()
+        self.start = self.first = self.steady = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            self.first = time.perf_counter() - self.start
+            self.start = time.perf_counter()
+
+    def on_train_end(self, logs=None):
+        self.steady = time.perf_counter() - self.start
+
+
 class NanGuard(keras.callbacks.TerminateOnNaN):
     """Keras' TerminateOnNaN, remembering the epoch at which the loss stopped being finite.
 
