@@ -165,8 +165,9 @@ def scratch_pair(arch: str, args, prepared: Path, work: Path) -> dict:
     result = train(arch, config, prepared, work / f"out-{arch}", seed=42, work_dir=work / f"work-{arch}",
                    callbacks=[timer])
     project_wall = time.perf_counter() - started
-    train_count = int(result.metrics.get("train_images", 0)) or len(np.load(prepared / "train-00000.npy",
-                                                                           mmap_mode="r"))
+    from inspectcnn.data.prepare import read_meta
+
+    train_count = int(read_meta(prepared)["splits"]["train"]["count"])
     row = {"arch": arch, "precision": result.metrics["precision_policy"], "batch": args.batch,
            "project_images_per_s": round(train_count * (args.epochs - 1) / timer.steady, 1),
            "project_first_epoch_s": round(timer.first, 1), "project_wall_s": round(project_wall, 1)}
@@ -204,7 +205,7 @@ def transfer_run(args, prepared: Path, work: Path) -> dict:
     result = run_transfer("hed_vgg16", config, prepared, work / "out-hed", seed=42, work_dir=work / "work-hed")
     wall = time.perf_counter() - started
     row = {"model": "hed-VGG-16 transfer", "image_size": args.size, "epochs": 2 + args.transfer_epochs,
-           "wall_s": round(wall, 1), "train_images_per_s": result.metrics.get("train_images_per_s")}
+           "wall_s": round(wall, 1), "finetune_images_per_s": result.metrics.get("finetune_images_per_s")}
     row.update(test_metrics(load_model(work / "out-hed" / "model.keras"), prepared, tta="flips"))
     return row
 
@@ -219,8 +220,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=6, help="from-scratch epochs per run (the first is compile)")
-    parser.add_argument("--transfer-epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=5, help="from-scratch epochs per run (the first is compile)")
+    parser.add_argument("--transfer-epochs", type=int, default=25)
     parser.add_argument("--torch-steps", type=int, default=60)
     parser.add_argument("--smoke", action="store_true", help="a CPU rehearsal: 32 px, width 0.125, 2 epochs")
     parser.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
