@@ -8,6 +8,8 @@ import os
 import platform
 from dataclasses import dataclass
 
+from inspectcnn.backend import BACKENDS, current
+
 
 @dataclass(frozen=True)
 class Gpu:
@@ -15,15 +17,9 @@ class Gpu:
     compute_capability: int  # major version; 0 when the backend does not say
 
 
-def _backend() -> str:
-    import keras
-
-    return keras.backend.backend()
-
-
 def gpus() -> list[Gpu]:
     """The GPUs the backend can use."""
-    backend = _backend()
+    backend = current()
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -59,7 +55,6 @@ def versions() -> dict[str, str]:
     """Keras, its backend and the backend's version, for MLflow tags and the report."""
     import keras
 
-    backend = _backend()
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
-    version = __import__(module).__version__ if module else "unknown"
+    backend = current()
+    version = __import__(backend).__version__ if backend in BACKENDS else "unknown"  # packages named alike
     return {"keras": keras.__version__, "backend": backend, "backend_version": version}

@@ -24,7 +24,7 @@ def _gradient(score_of, maps):
     if backend == "jax":
         import jax
 
-        return jax.grad(lambda m: score_of(m))(maps)
+        return jax.grad(score_of)(maps)
     if backend == "torch":
         import torch
 

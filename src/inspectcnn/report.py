@@ -201,10 +201,12 @@ def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_
         wanted = {p["id"] for _, p in picks}
         images = {}
         data = load_split(prepared_dir, "test", image_size=size, batch_size=64, channels=channels, cache=False)
+        batches = {}  # each batch holding a pick, built once
         for position, item in enumerate(data.ids):
             if item in wanted:
-                batch, _ = data[position // data.batch_size]
-                images[item] = batch[position % data.batch_size]
+                index = position // data.batch_size
+                batches.setdefault(index, data[index][0])
+                images[item] = batches[index][position % data.batch_size]
         figure, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.5), squeeze=False)
         for axis, (category, pick) in zip(axes[0], picks):
             image = images[pick["id"]]

@@ -170,11 +170,10 @@ def model_requirements() -> list[str]:
     """What loading a logged Keras model needs: Keras, its backend, h5py and NumPy, at the versions in use."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import keras
+    from inspectcnn.backend import current
 
-    backend = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(keras.backend.backend())
     found = []
-    for package in ("keras", backend, "h5py", "numpy"):
+    for package in ("keras", current(), "h5py", "numpy"):  # each backend's package is named like it
         try:
             found.append(f"{package}=={version(package)}")
         except (PackageNotFoundError, ValueError, TypeError):

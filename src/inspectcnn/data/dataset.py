@@ -22,10 +22,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from PIL import Image
 
 from inspectcnn import dihedral
 from inspectcnn.config import AugmentConfig
+from inspectcnn.data import images as images_
 from inspectcnn.data.prepare import read_meta
 
 
@@ -61,8 +61,8 @@ class Augmenter(keras.Model):
         return images
 
 
-def split_files(prepared_dir: str | Path, split: str) -> list[Path]:
-    meta = read_meta(prepared_dir)
+def split_files(prepared_dir: str | Path, split: str, meta: dict | None = None) -> list[Path]:
+    meta = meta or read_meta(prepared_dir)
     if split not in meta["splits"]:
         raise ValueError(f"unknown split {split!r}; prepared splits: {sorted(meta['splits'])}")
     return [Path(prepared_dir) / name for name in meta["splits"][split]["shards"]]
@@ -72,21 +72,23 @@ def load_labels(prepared_dir: str | Path, split: str) -> tuple[list[str], list[i
     """(ids, labels, groups) of a split in the order of its shards (the order :func:`load_split` yields
     them unshuffled)."""
     split_files(prepared_dir, split)  # the split exists
+    return _read_index(prepared_dir, split)
+
+
+def _read_index(prepared_dir: str | Path, split: str) -> tuple[list[str], list[int], list[str]]:
     with (Path(prepared_dir) / f"{split}.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [r["id"] for r in rows], [int(r["label"]) for r in rows], [r["group"] for r in rows]
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (N, S, S, C) to (N, size, size, C): area-averaging (Pillow's box filter) when shrinking,
-    bicubic when enlarging, as the prepare stage resizes."""
+    """uint8 (N, S, S, C) to (N, size, size, C), each image as the prepare stage resizes
+    (:func:`inspectcnn.data.images.resize`)."""
     if images.shape[1] == size:
         return np.asarray(images)
-    method = Image.Resampling.BOX if images.shape[1] > size else Image.Resampling.BICUBIC
     out = np.empty((len(images), size, size, images.shape[-1]), np.uint8)
     for i, image in enumerate(images):
-        pixels = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-        out[i] = np.asarray(pixels.resize((size, size), method)).reshape(size, size, -1)
+        out[i] = images_.resize(image[..., 0] if image.shape[-1] == 1 else image, size).reshape(size, size, -1)
     return out
 
 
@@ -140,8 +142,8 @@ class SplitBatches(keras.utils.PyDataset):
         channels = channels or stored
         if channels not in (1, 3) or (stored == 3 and channels == 1):
             raise ValueError(f"cannot feed {stored}-channel images to a model that takes {channels} channel(s)")
-        self.split = _Split(split_files(prepared_dir, split), image_size, cache)
-        self.ids, labels, self.groups = load_labels(prepared_dir, split)
+        self.split = _Split(split_files(prepared_dir, split, meta), image_size, cache)
+        self.ids, labels, self.groups = _read_index(prepared_dir, split)
         if len(labels) != len(self.split):
             raise ValueError(f"{prepared_dir}: {split}.csv lists {len(labels)} items, its shards hold {len(self.split)}"
                              " - the prepared folder is damaged: run the prepare stage again")

@@ -1,7 +1,7 @@
 """The prepare stage: list, decode, check, de-duplicate, split and store a data set as uint8 NumPy shards.
 
 Memory stays flat in the number of images: pass 1 decodes each image once (in a thread pool),
-hashes it and appends its resized PNG to a temporary pool file; pass 2 streams the pool into
+hashes it and appends its resized pixels to a temporary pool file; pass 2 streams the pool into
 per-split shards. Everything is written into a temporary folder that replaces the output only
 when the whole stage has succeeded, so a failure never leaves half-written outputs behind.
 """
@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import shutil
-import struct
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -27,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from inspectcnn.config import DataConfig
-from inspectcnn.data.images import BadImageError, content_hash, decode_png, read_image, resize_and_encode
+from inspectcnn.data.images import BadImageError, content_hash, read_image, resize
 from inspectcnn.data.sources import SPLITS, DataSourceError, Item, Listing, list_items
 from inspectcnn.dvc_outputs import write_metrics
 from inspectcnn.errors import UserError
@@ -140,7 +139,7 @@ class _ShardWriter:
             np.lib.format.write_array_header_1_0(self._shard, {
                 "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
                 "shape": (rows, *self.image_shape)})
-        self._shard.write(np.ascontiguousarray(pixels, dtype=np.uint8).reshape(self.image_shape).tobytes())
+        self._shard.write(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
         self._rows.writerow([item_id, label, group])
         self.count += 1
 
@@ -160,7 +159,7 @@ def _decode_one(item: Item, config: DataConfig) -> tuple[Decoded, bytes] | BadIm
     except BadImageError as error:
         return BadImageError(item.source, error.reason)
     decoded = Decoded(item, content_hash(pixels), pixels.shape[0], pixels.shape[1])
-    return decoded, resize_and_encode(pixels, config.image_size)
+    return decoded, resize(pixels, config.image_size).tobytes()
 
 
 def _chunks(iterable, size: int) -> Iterator[list]:
@@ -173,7 +172,7 @@ def _decode_all(items: list[Item], config: DataConfig, pool_path: Path, seed: in
     """Pass 1: decode every item once, in a seeded random order (so shards mix the classes)."""
     order = np.random.default_rng(seed).permutation(len(items))
     decoded: list[Decoded] = []
-    offsets: list[tuple[int, int]] = []  # (offset, length) of each decoded item's PNG in the pool
+    offsets: list[int] = []  # where each decoded item's resized pixels start in the pool
     bad: list[BadImageError] = []
     with pool_path.open("wb") as pool, ThreadPoolExecutor(config.workers) as executor:
         progress = tqdm(total=len(items), desc="prepare: decode", unit="img", mininterval=2.0)
@@ -182,20 +181,21 @@ def _decode_all(items: list[Item], config: DataConfig, pool_path: Path, seed: in
                 if isinstance(result, BadImageError):
                     bad.append(result)
                     continue
-                entry, png = result
-                offsets.append((pool.tell(), len(png)))
-                pool.write(struct.pack("<I", len(png)) + png)
+                entry, pixels = result
+                offsets.append(pool.tell())
+                pool.write(pixels)
                 decoded.append(entry)
             progress.update(len(chunk))
         progress.close()
     return decoded, offsets, bad
 
 
-def _read_pool(pool_path: Path, offsets: list[tuple[int, int]]) -> Iterator[bytes]:
+def _read_pool(pool_path: Path, offsets: list[int], shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+    size = int(np.prod(shape))
     with pool_path.open("rb") as pool:
-        for offset, length in offsets:
-            pool.seek(offset + 4)
-            yield pool.read(length)
+        for offset in offsets:
+            pool.seek(offset)
+            yield np.frombuffer(pool.read(size), np.uint8).reshape(shape)
 
 
 # --------------------------------------------------------------------------- the stage
@@ -307,8 +307,8 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
     shape = (config.image_size, config.image_size, channels)
     shards = {split: _ShardWriter(work, split, config.shard_size, totals[split], shape) for split in SPLITS}
     try:
-        for row, png in zip(rows, _read_pool(work / "pool.bin", offsets)):
-            shards[row["split"]].write(decode_png(png), row["label"], row["id"], row["group"])
+        for row, pixels in zip(rows, _read_pool(work / "pool.bin", offsets, shape)):
+            shards[row["split"]].write(pixels, row["label"], row["id"], row["group"])
     finally:
         for writer in shards.values():
             writer.close()

@@ -39,7 +39,6 @@ class Strategy:
     """What a training run needs of its multi-device set-up, whatever the backend: a scope to build and
     compile the model in, and how many replicas share the global batch."""
 
-    kind: str  # "default" | "mirrored" | "multi_worker"
     replicas: int
     engine: Any = None  # the tf.distribute.Strategy or keras.distribution.DataParallel doing the work
 
@@ -48,10 +47,6 @@ class Strategy:
             return contextlib.nullcontext()
         return self.engine.scope()
 
-    @property
-    def num_replicas_in_sync(self) -> int:  # the tf.distribute spelling, for code written against it
-        return self.replicas
-
 
 @functools.lru_cache(maxsize=None)
 def _tensorflow_strategy(kind: str) -> Strategy:
@@ -59,30 +54,24 @@ def _tensorflow_strategy(kind: str) -> Strategy:
     one's collective ops (TensorFlow aborts the step with a shape mismatch)."""
     import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if kind == "auto":
-        kind = "mirrored" if len(gpus) > 1 else "default"
     if kind == "mirrored":
         # Every GPU; on a machine without one, every logical CPU device (how the 2-device test runs).
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-        engine = tf.distribute.MirroredStrategy() if gpus or len(cpus) < 2 else tf.distribute.MirroredStrategy(cpus)
+        engine = (tf.distribute.MirroredStrategy() if devices.gpus() or len(cpus) < 2
+                  else tf.distribute.MirroredStrategy(cpus))
     elif kind == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise TrainingError("strategy: multi_worker needs the TF_CONFIG environment variable (see README)")
         engine = tf.distribute.MultiWorkerMirroredStrategy()
     else:
-        return Strategy("default", 1)
-    return Strategy(kind, int(engine.num_replicas_in_sync), engine)
+        return Strategy(1)
+    return Strategy(int(engine.num_replicas_in_sync), engine)
 
 
 def _jax_strategy(kind: str) -> Strategy:
-    import jax
-
-    if kind == "auto":
-        kind = "mirrored" if sum(d.platform == "gpu" for d in jax.local_devices()) > 1 else "default"
     if kind == "default":
         keras.distribution.set_distribution(None)
-        return Strategy("default", 1)
+        return Strategy(1)
     if kind == "multi_worker":
         # Reads KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES and _PROCESS_ID (see README)
         if "KERAS_DISTRIBUTION_JOB_ADDRESSES" not in os.environ:
@@ -91,7 +80,7 @@ def _jax_strategy(kind: str) -> Strategy:
         keras.distribution.initialize()
     engine = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
     keras.distribution.set_distribution(engine)
-    return Strategy(kind, len(keras.distribution.list_devices()), engine)
+    return Strategy(len(keras.distribution.list_devices()), engine)
 
 
 def make_strategy(kind: str) -> Strategy:
@@ -99,6 +88,8 @@ def make_strategy(kind: str) -> Strategy:
     (MirroredStrategy on one machine, MultiWorkerMirrored across machines, reading TF_CONFIG),
     ``keras.distribution.DataParallel`` under JAX. "auto" replicates when there is more than one GPU."""
     backend = keras.backend.backend()
+    if kind == "auto":  # PyTorch has no Keras data parallelism: one device
+        kind = "mirrored" if backend != "torch" and len(devices.gpus()) > 1 else "default"
     if backend == "tensorflow":
         return _tensorflow_strategy(kind)
     if backend == "jax":
@@ -107,7 +98,7 @@ def make_strategy(kind: str) -> Strategy:
         raise TrainingError(f"strategy: {kind} is not available under backend: {backend} (Keras distributes "
                             "TensorFlow through tf.distribute and JAX through keras.distribution); use one of those "
                             "or strategy: default")
-    return Strategy("default", 1)
+    return Strategy(1)
 
 
 def enable_determinism() -> None:
