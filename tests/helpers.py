@@ -96,7 +96,7 @@ def mlflow_runs(root: Path, experiment: str = "tiny") -> list:
 TINY_PARAMS = """
 seed: 1
 backend: tensorflow
-data: {source: folder, path: images, image_size: 32, split: {train: 0.5, val: 0.25, test: 0.25}}
+data: {source: folder, path: images, classes: [ok, defect], image_size: 32, split: {train: 0.5, val: 0.25, test: 0.25}}
 mlflow: {experiment: tiny}
 train: {image_size: 32, batch_size: 8, epochs: 2, early_stopping_patience: 0, augment: {flip: horizontal}}
 models:
@@ -133,6 +133,6 @@ def tiny_prepared(root: Path, image_size: int = 24) -> Path:
     from inspectcnn.data.prepare import prepare
 
     make_project(root, "", images={"ok": 30, "defect": 18})
-    config = DataConfig(source="folder", path=str(root / "images"), image_size=image_size)
+    config = DataConfig(source="folder", path=str(root / "images"), image_size=image_size, classes=("ok", "defect"))
     prepare(config, root / "prepared", root / "summary.json", seed=0)
     return root / "prepared"

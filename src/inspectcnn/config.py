@@ -250,6 +250,34 @@ class EnsembleConfig(_Frozen):
     metric: Literal["roc_auc", "pr_auc"] = "roc_auc"
 
 
+EXPORT_FORMATS = ("onnx", "openvino", "openvino_int8", "litert", "litert_float16", "litert_int8")
+
+
+class ExportConfig(_Frozen):
+    """The ``export:`` section: the champion as deployable files (reports/export/), each checked on the test split."""
+
+    # auto: onnx, openvino, openvino_int8, litert_float16, litert_int8, each when its converter and runtime
+    # are installed (else skipped, with its reason); a list: exactly those (litert, float32, only this way),
+    # and a missing package is an error before anything is exported.
+    formats: Literal["auto"] | list[Literal[EXPORT_FORMATS]] = "auto"
+    calibration_size: int = Field(200, ge=1, le=100_000)  # training images that calibrate the int8 formats
+    parity_tolerance: float = Field(1e-3, gt=0.0, le=1.0)  # float32 formats: max |delta probability| vs Keras
+    # float16 weights round to 11 significant bits: their own, wider bound (measured on ELPV: 2.1e-3)
+    float16_parity_tolerance: float = Field(5e-3, gt=0.0, le=1.0)
+    int8_accuracy_drop: float = Field(0.01, ge=0.0, le=1.0)  # int8 formats: allowed test accuracy drop
+    latency_runs: int = Field(50, ge=1, le=10_000)  # batch-1 latency: the median of this many calls
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, value):
+        if value != "auto":
+            if not value:
+                raise ValueError("name at least one format, or auto")
+            if len(set(value)) != len(value):
+                raise ValueError(f"a format is named twice: {value}")
+        return value
+
+
 ENSEMBLE = "ensemble"  # the ensemble's entry name and folder (models/ensemble)
 
 
@@ -274,6 +302,7 @@ class Params(_Frozen):
     ensemble: EnsembleConfig = EnsembleConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
+    export: ExportConfig = ExportConfig()
 
     @field_validator("models")
     @classmethod

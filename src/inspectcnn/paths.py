@@ -14,3 +14,6 @@ REPORTS = Path("reports")
 def model_dir(name: str) -> Path:
     """Outputs of one train/transfer entry: model.keras, history.csv, metrics.json."""
     return MODELS / name
+EXPORT = REPORTS / "export"  # the champion as deployable files (export stage)
+EXPORT_METRICS = REPORTS / "export.json"
+MODEL_CARD = REPORTS / "model_card.md"

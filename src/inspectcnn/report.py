@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspectcnn import plots
+from inspectcnn import model_card, plots
 from inspectcnn.config import Params
 from inspectcnn.dvc_outputs import read_metrics, read_split_metrics, write_metrics, write_table
 from inspectcnn.reference import ELPV_TASK, PUBLISHED, RECIPES
@@ -307,8 +307,68 @@ def environment() -> dict:
             "scikit-learn": sklearn.__version__, "platform": platform.platform(), "device": describe()}
 
 
+def _replace_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def champion_card_inputs(params: Params, entry: Entry, trained, models_dir: Path, prepared_dir: Path,
+                         summary_path: Path, export_path: Path | None) -> dict:
+    """What the model card and the registered version say of the champion (its inference spec included)."""
+    from inspectcnn import dihedral, export as exporting, serving
+
+    spec_file = export_path.parent / "export" / serving.SPEC_FILE if export_path else None
+    served = dihedral.tta_model(trained, entry.eval.get("tta", "none"))
+    spec = (serving.read_spec(spec_file) if spec_file and spec_file.is_file()
+            else exporting.champion_spec(params, entry.name, served, entry.eval, prepared_dir))
+    data = dict(spec.get("data") or exporting.data_card(prepared_dir))
+    prepared = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    data["balance"] = {k: prepared[k]["positive_fraction"] for k in ("train", "val", "test")
+                       if isinstance(prepared.get(k), dict) and "positive_fraction" in prepared[k]}
+    return {"champion": entry.name, "kind": entry.kind, "evaluation": entry.eval, "spec": spec, "data": data,
+            "cost": entry.eval["cost"], "served": served}
+
+
+def register_champion(params: Params, entry: Entry, card: dict, artifacts: list[Path]) -> str | None:
+    """The champion as the MLflow pyfunc that returns probability, label and class at its validation
+    threshold (inspectcnn.champion_pyfunc), registered with a description and tags on the version."""
+    from inspectcnn import serving, tracking
+
+    e, spec = entry.eval, card["spec"]
+
+    def shown(metric):
+        interval = (e.get("ci95") or {}).get(metric)
+        return f"{e[metric]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+    description = (f"{entry.name} ({entry.kind}), TTA {spec['tta']}. Test split (n={e['count']}, 95 % bootstrap "
+                   f"intervals): accuracy {shown('accuracy')}, ROC-AUC {shown('roc_auc')}, F1 {shown('f1')}. Decision "
+                   f"threshold {spec['threshold']:.4f} ({spec['threshold_rule']}); positive class "
+                   f"{spec['positive_class']!r}. Input: {spec['preprocessing']}. Data: {spec['data'].get('source')}, "
+                   f"manifest sha256 {str(spec['data'].get('manifest_sha256'))[:16]}. The pyfunc returns probability, "
+                   "label and class; params={'threshold': t} overrides the threshold.")
+    tags = {"entry": entry.name, "kind": entry.kind, "threshold": f"{spec['threshold']:.6f}",
+            "threshold_rule": spec["threshold_rule"], "positive_class": spec["positive_class"],
+            "classes": ",".join(spec["classes"]), "tta": spec["tta"],
+            "input": f"{spec['input']['size']}x{spec['input']['size']}x{spec['input']['channels']}",
+            "data_manifest_sha256": str(spec["data"].get("manifest_sha256")),
+            "test_accuracy": f"{e['accuracy']:.4f}", "test_roc_auc": f"{e['roc_auc'] or 0:.4f}",
+            "evaluate_run": e["cost"].get("mlflow_run_id") or "unknown"}
+    run_tags = {**tracking.environment_tags(), "dvc_stage": "report", "kind": "register", "entry": entry.name}
+    with tracking.start_run(f"register@{entry.name}", experiment=params.mlflow.experiment,
+                            params={"entry": entry.name, "registry_name": params.report.registry_name,
+                                    "threshold": spec["threshold"]},
+                            tags=run_tags, required=params.mlflow.required) as run:
+        for path in artifacts:  # the model card and the export checks, beside the registered model
+            run.log_artifact(path)
+        uri = serving.register_champion(card["served"], spec, registry_name=params.report.registry_name, run=run,
+                                        description=description, tags=tags)
+    return uri
+
+
 def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, out_dir: Path,
-                 register: bool = True) -> dict:
+                 register: bool = True, export_path: Path | None = None) -> dict:
     """Everything above, rendered; registers the champion in the MLflow Model Registry."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -320,13 +380,23 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
     champion = rows[0]["model"]
     by_name = {e.name: e for e in entries}
     models = load_models(entries, models_dir)
-    registered = None
-    if register:  # the logged model that was evaluated: with its test-time augmentation when there is one
-        run_id = by_name[champion].eval["cost"].get("served_run_id") or by_name[champion].training.get("mlflow_run_id")
-        if run_id:
-            from inspectcnn import tracking
+    export = read_metrics(export_path) if export_path and export_path.is_file() else None
+    if export and export.get("champion") != champion:
+        raise ValueError(f"{export_path} exported {export.get('champion')}, but the champion is {champion}: "
+                         "run the export stage again (dvc repro export)")
+    card_inputs = champion_card_inputs(params, by_name[champion], models[champion], models_dir, prepared_dir,
+                                       summary_path, export_path)
 
-            registered = tracking.register_champion(run_id, params.report.registry_name)
+    def write_card(registered_as):
+        shown = {k: card_inputs[k] for k in ("champion", "kind", "evaluation", "spec", "data", "cost")}
+        _replace_text(out_dir / "model_card.md", model_card.render(**shown, export=export, registered=registered_as,
+                                                                  environment=environment()))
+
+    write_card(f"models:/{params.report.registry_name}@champion" if register else None)
+    logged = [out_dir / "model_card.md", *([export_path] if export else [])]
+    registered = register_champion(params, by_name[champion], card_inputs, logged) if register else None
+    if register and registered is None:  # MLflow optional and unreachable: the card must not claim it
+        write_card(None)
     context = {
         "rows": rows, "rank_by": rank_by, "champion": champion,
         "reason": champion_reason(rows, rank_by, front_macs), "registered": registered,
@@ -341,6 +411,9 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
         "resamples": params.evaluate.bootstrap, "recipes": RECIPES,
         "significance": significance(entries, rows, rank_by, params.evaluate.bootstrap, params.seed),
         "levels": level_table(entries, rows),
+        "export": export,
+        # ELPV's description, published results and measured recipes describe ELPV only
+        "is_elpv": (json.loads(summary_path.read_text()).get("source") if summary_path.is_file() else None) == "elpv",
     }
     templates = Environment(loader=PackageLoader("inspectcnn", "templates"),
                             autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)

@@ -29,7 +29,7 @@ def prepared(tmp_path_factory):
     from inspectcnn.data.prepare import prepare
 
     root = make_project(tmp_path_factory.mktemp("dp"), "", images={"ok": 40, "defect": 24})
-    config = DataConfig(source="folder", path=str(root / "images"), image_size=24,
+    config = DataConfig(source="folder", path=str(root / "images"), image_size=24, classes=("ok", "defect"),
                         split={"train": 0.5, "val": 0.25, "test": 0.25})
     prepare(config, root / "prepared", root / "summary.json", seed=0)
     return root

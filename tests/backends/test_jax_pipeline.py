@@ -45,8 +45,12 @@ def test_every_stage_runs_under_jax_without_tensorflow(project):
     root, output = project
     assert ran_stages(output) == [
         "ensemble", "evaluate@lenet", "evaluate@simple_cnn", "evaluate_ensemble", "evaluate_transfer@tiny_hed",
-        "prepare", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
+        "export", "prepare", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
     ]
+    # every exporter of Keras goes through TensorFlow under JAX: each format skipped, with that reason
+    export = json.loads((root / "reports" / "export.json").read_text())
+    assert {r["status"] for f, r in export["formats"].items() if f != "keras"} == {"skipped"}
+    assert "tensorflow" in export["formats"]["onnx"]["reason"] and "jax" in export["formats"]["litert_int8"]["reason"]
     for name in ("lenet", "simple_cnn", "tiny_hed", "ensemble"):
         evaluated = json.loads((root / "models" / name / "eval.json").read_text())
         assert 0.0 <= evaluated["roc_auc"] <= 1.0 and evaluated["tta"] == "flips"
@@ -89,6 +93,6 @@ def test_switching_the_backend_reruns_the_keras_stages_only(project):
     (root / "params.yaml").write_text(params)
     (root / "src" / "sitecustomize.py").unlink()
     status = run_in(root, "dvc", "status").stdout
-    for stage in ("train@lenet", "transfer@tiny_hed", "evaluate@lenet", "ensemble", "report"):
+    for stage in ("train@lenet", "transfer@tiny_hed", "evaluate@lenet", "ensemble", "export", "report"):
         assert stage in status, stage
     assert "prepare" not in status

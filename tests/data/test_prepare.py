@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from inspectcnn.config import DataConfig, SplitConfig
 from inspectcnn.data.prepare import assign_splits, prepare, read_meta
@@ -32,8 +33,26 @@ def test_folder_source_writes_shards_manifest_and_summary(image_tree, tmp_path):
 
 
 def test_default_classes_are_sorted_names(image_tree, tmp_path):
-    summary, _ = run(image_tree({"ok": 10, "defect": 10}), tmp_path)
-    assert summary["classes"] == ["defect", "ok"]
+    summary, _ = run(image_tree({"scratch": 10, "crack": 10}), tmp_path)
+    assert summary["classes"] == ["crack", "scratch"]
+
+
+@pytest.mark.parametrize("names", [("good", "cracked"), ("ok", "defect"), ("Normal", "anomaly"), ("pass", "fail")])
+def test_a_good_class_never_becomes_positive_by_sort_order(image_tree, tmp_path, names):
+    """Sorted, 'good' would come after 'cracked' and be label 1: prepare stops and asks, naming both orders."""
+    from inspectcnn.errors import UserError
+
+    good, bad = names
+    root = image_tree({good: 6, bad: 6})
+    ordered = sorted(names)
+    if ordered[1] != good:  # sorted order already makes the good class negative: nothing to ask
+        assert run(root, tmp_path)[0]["classes"] == ordered
+        return
+    with pytest.raises(UserError, match=rf"would make '{good}' the positive class.*data.classes: \[{good}, {bad}\]"
+                                              rf".*or \[{bad}, {good}\]"):
+        run(root, tmp_path)
+    summary, out = run(root, tmp_path, classes=(good, bad))
+    assert summary["classes"] == [good, bad] and {r["class"]: r["label"] for r in manifest(out)}[bad] == "1"
 
 
 def test_exact_duplicates_stay_in_one_split(image_tree, tmp_path):
@@ -55,7 +74,7 @@ def test_presplit_folder_keeps_its_split_and_drops_leaked_duplicates(image_tree,
     for split, n in (("train", 12), ("val", 4), ("test", 4)):
         image_tree({"ok": n, "ng": n}, root=root / split, seed=hash(split) % 1000)
     shutil.copy(root / "train" / "ok" / "ok_000.png", root / "test" / "ok" / "leak.png")
-    summary, out = run(root, tmp_path)
+    summary, out = run(root, tmp_path, classes=("ok", "ng"))
     rows = manifest(out)
     assert {r["split"] for r in rows if r["source"].startswith("train/")} == {"train"}
     assert {r["split"] for r in rows if r["source"].startswith("test/")} == {"test"}

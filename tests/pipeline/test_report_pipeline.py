@@ -82,22 +82,69 @@ def test_registered_champion_is_exactly_the_evaluated_model_with_its_tta(project
     size = model.metadata.get_input_schema().inputs[0].shape[1]
     got = {}
     data = load_split(project / "data" / "prepared", "test", image_size=size, batch_size=64, channels=1)
-    probabilities = np.concatenate([np.asarray(model.predict(data[i][0])).ravel() for i in range(len(data))])
+    probabilities = np.concatenate([model.predict(data[i][0])["probability"].to_numpy() for i in range(len(data))])
     got = {item: float(p) for item, p in zip(data.ids, probabilities)}
     assert got.keys() == expected.keys()
     assert max(abs(got[k] - expected[k]) for k in got) < 1e-4
 
 
-def test_champion_is_registered_and_predicts_through_pyfunc(project):
+def test_registered_champion_labels_at_its_validation_threshold(project):
+    """The threshold travels with the registered model: pyfunc labels, version tags and description carry it."""
     import mlflow
     import numpy as np
+    from mlflow.tracking import MlflowClient
 
+    champion = json.loads((project / "reports" / "summary.json").read_text())["champion"]
+    threshold = _eval(project, champion)["threshold"]
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/inspectcnn-champion@champion")
     shape = model.metadata.get_input_schema().inputs[0].shape
-    x = np.random.default_rng(0).random((2, *shape[1:]), dtype=np.float32)
-    predictions = np.asarray(model.predict(x)).ravel()
-    assert predictions.shape == (2,) and np.all((predictions >= 0) & (predictions <= 1))
+    x = np.random.default_rng(0).random((6, *shape[1:]), dtype=np.float32)
+    out = model.predict(x)
+    assert list(out.columns) == ["probability", "label", "class"]
+    assert (out["label"] == (out["probability"] >= threshold).astype(int)).all()
+    assert set(out["class"]) <= {"defect", "ok"}
+    assert (model.predict(x, params={"threshold": 0.0})["label"] == 1).all()  # an explicit override still works
+    version = MlflowClient().get_model_version_by_alias("inspectcnn-champion", "champion")
+    assert float(version.tags["threshold"]) == pytest.approx(threshold)
+    assert version.tags["entry"] == champion and len(version.tags["data_manifest_sha256"]) == 64
+    assert f"threshold {threshold:.4f}" in version.description and "ROC-AUC" in version.description
+
+
+def test_predict_through_the_registry_uses_the_validation_threshold(project, tmp_path):
+    champion = json.loads((project / "reports" / "summary.json").read_text())["champion"]
+    threshold = _eval(project, champion)["threshold"]
+    images = sorted((project / "images").rglob("*.png"))[:4]
+    out = tmp_path / "registry.csv"
+    result = run_in(project, "python", "-m", "inspectcnn.cli", "predict", "--model",
+                    "models:/inspectcnn-champion@champion", *map(str, images), "--out", str(out))
+    assert f"probability >= {threshold:.3f}" in result.stdout, result.stdout
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["label"]) for r in rows] == [int(float(r["probability"]) >= threshold) for r in rows]
+
+
+def test_export_stage_writes_checked_files_and_the_model_card(project):
+    export = json.loads((project / "reports" / "export.json").read_text())
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    assert export["champion"] == summary["champion"] and export["test_count"] == 16
+    rows = export["formats"]
+    assert {fmt for fmt, r in rows.items() if r["status"] == "ok"} >= {"keras", "onnx", "openvino", "litert_float16",
+                                                                        "litert_int8", "openvino_int8"}
+    for fmt in ("onnx", "openvino"):
+        assert rows[fmt]["parity_max"] < 1e-3
+    for name in ("model.onnx", "model.xml", "model.bin", "model_float16.tflite", "model_int8.tflite",
+                 "model_int8.xml", "inference.json"):
+        assert (project / "reports" / "export" / name).is_file(), name
+    metrics = run_in(project, "dvc", "metrics", "show", "--json").stdout
+    assert "reports/export.json" in metrics
+    card = (project / "reports" / "model_card.md").read_text()
+    threshold = _eval(project, summary["champion"])["threshold"]
+    for text in (f"Model card: {summary['champion']}", f"Threshold {threshold:.4f}", "## Known failure modes",
+                 "| onnx | float32 |", "## Per-group results", "positive class"):
+        assert text in card, text
+    html = (project / "reports" / "report.html").read_text()
+    assert "Deployment" in html and "model_int8.tflite" in html
 
 
 def test_predict_reports_a_corrupt_file_and_scores_the_rest(project, tmp_path):

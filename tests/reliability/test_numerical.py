@@ -16,7 +16,7 @@ def test_diverging_learning_rate_fails_the_run_and_saves_nothing(tmp_path, monke
     from helpers import make_project
 
     root = make_project(tmp_path / "p", "", images={"ok": 30, "defect": 18})
-    prepare(DataConfig(source="folder", path=str(root / "images"), image_size=24), root / "prepared",
+    prepare(DataConfig(source="folder", path=str(root / "images"), image_size=24, classes=("ok", "defect")), root / "prepared",
             root / "summary.json", seed=0)
     monkeypatch.chdir(root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")

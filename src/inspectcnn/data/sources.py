@@ -42,6 +42,18 @@ class Listing:
     root: Path
 
 
+# Names of the good class: never label 1 ("positive", what defect probability, recall and F1 are about)
+# unless params.yaml says so.
+OK_NAMES = frozenset({"good", "ok", "okay", "normal", "pass", "passed", "functional", "nominal", "clean", "intact",
+                      "accept", "accepted", "healthy", "fine", "negative", "nondefective", "notdefective",
+                      "nodefect", "defectfree", "flawless", "conforming", "nonanomalous"})
+
+
+def looks_ok(name: str) -> bool:
+    """Whether a class name reads like the good (negative) class: good, OK, normal, pass, non-defective..."""
+    return "".join(ch for ch in name.lower() if ch.isalnum()) in OK_NAMES
+
+
 def _check_classes(found: list[str], configured: tuple[str, str] | None, where: str) -> tuple[str, str]:
     if configured is not None:
         unknown = sorted(set(found) - set(configured))
@@ -56,6 +68,14 @@ def _check_classes(found: list[str], configured: tuple[str, str] | None, where: 
         raise DataSourceError(
             f"{where}: a binary task needs exactly 2 classes, found {len(names)}: {names}. "
             "Set data.classes to the two class names (negative first)"
+        )
+    if looks_ok(names[1]) and not looks_ok(names[0]):
+        raise DataSourceError(
+            f"{where}: data.classes is not set, and the sorted class names {names} would make {names[1]!r} the "
+            f"positive class (label 1: the class every probability, recall and F1 is about), but {names[1]!r} reads "
+            f"like the good class. Say which is which in params.yaml, negative first: data.classes: "
+            f"[{names[1]}, {names[0]}] ({names[0]!r} positive), or [{names[0]}, {names[1]}] to keep {names[1]!r} "
+            "positive on purpose"
         )
     return names[0], names[1]
 

@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> None:
 
     summary = run_stage("prepare", work)
     counts = ", ".join(f"{split} {summary[split]['count']}" for split in ("train", "val", "test"))
-    print(f"prepare: {summary['total']} images ({counts}); {summary['bad_images']['count']} skipped")
+    negative, positive = summary["classes"]
+    print(f"prepare: {summary['total']} images ({counts}); {summary['bad_images']['count']} skipped; "
+          f"label 0 = {negative!r} (negative), label 1 = {positive!r} (positive: what every probability, recall "
+          "and F1 is about)")
 
 
 if __name__ == "__main__":
