@@ -104,7 +104,9 @@ models:
   simple_cnn: {learning_rate: 0.001}
 evaluate: {latency_runs: 2, latency_batch: 8, tta: flips, bootstrap: 50}
 ensemble: {candidates: auto, max_members: 3}
-report: {gradcam_per_category: 1}
+report: {rank_by: roc_auc, gradcam_per_category: 1, error_gallery: 4}
+export: {formats: [onnx], calibration_size: 16, latency_runs: 3}
+health: {folds: 2, feature_size: 32}
 transfer:
   tiny_hed: {weights: hed-vgg16, image_size: 32, head: [8], frozen_epochs: 2, finetune_epochs: 1}
 """

@@ -61,7 +61,7 @@ def test_every_format_exports_and_float_formats_match_keras(exported):
 def test_int8_formats_keep_the_accuracy_and_are_smaller(exported):
     _, _, result = exported
     rows = result["formats"]
-    for fmt in ("litert_int8", "openvino_int8"):
+    for fmt in ("onnx_int8", "litert_int8", "openvino_int8"):
         assert rows[fmt]["within_tolerance"], rows[fmt]["check"]
         assert rows[fmt]["accuracy_drop"] <= 0.01 and rows[fmt]["parity_max"] < 0.1
     assert result["calibration"] == {"split": "train", "count": 16}
@@ -82,7 +82,7 @@ def test_threshold_travels_inside_each_file(exported):
     assert json.loads(ov_model.get_rt_info(["inspectcnn", "inference"]).astype(str))["threshold"] == THRESHOLD
 
 
-@pytest.mark.parametrize("file", ["model.onnx", "model.xml", "model.tflite", "model_int8.tflite"])
+@pytest.mark.parametrize("file", ["model.onnx", "model_int8.onnx", "model.xml", "model.tflite", "model_int8.tflite"])
 def test_predict_runs_every_exported_file_like_keras_at_its_threshold(exported, file, tmp_path):
     from inspectcnn import serving
     from inspectcnn.cli import predict

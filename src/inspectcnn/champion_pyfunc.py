@@ -24,6 +24,8 @@ class InspectionModel(PythonModel):
         self.model = keras.saving.load_model(context.artifacts["keras_model"], safe_mode=True, compile=False)
 
     def predict(self, context, model_input, params=None):
+        if isinstance(model_input, dict):  # a named tensor signature arrives as {"image": array}
+            model_input = model_input.get("image", next(iter(model_input.values())))
         images = np.asarray(model_input, dtype="float32")
         threshold = float((params or {}).get("threshold") or self.spec["threshold"])
         probability = np.asarray(self.model.predict(images, verbose=0), dtype="float64").reshape(-1)

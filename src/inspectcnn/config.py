@@ -72,6 +72,9 @@ class DataConfig(_Frozen):
     on_bad_image: Literal["fail", "skip"] = "fail"
     shard_size: int = Field(1024, ge=1)
     workers: int = Field(2, ge=1, le=256)
+    # data health (prepare's summary): images of different splits whose perceptual hashes (64-bit pHash of
+    # the stored image) differ in at most this many bits are listed as near-duplicates; -1 turns it off
+    near_duplicate_bits: int = Field(4, ge=-1, le=32)
 
     @model_validator(mode="after")
     def _path_for_user_data(self) -> DataConfig:
@@ -226,11 +229,23 @@ class EvaluateConfig(_Frozen):
         return value
 
 
+class HealthConfig(_Frozen):
+    """The ``health:`` section: label-issue candidates (the health stage; data/health.json, the report)."""
+
+    # Confident learning (cleanlab.filter.find_label_issues) on out-of-fold probabilities of a logistic
+    # regression over frozen hed-VGG-16 features of the train and val images (the test split is not read).
+    label_issues: bool = True
+    folds: int = Field(5, ge=2, le=20)
+    feature_size: int = Field(64, ge=32, le=512)  # px the images are fed to the frozen VGG-16 at
+    listed: int = Field(30, ge=0, le=1000)  # candidates listed by name in the report (the count is complete)
+
+
 class ReportConfig(_Frozen):
     """The ``report:`` section: ranking, champion and Grad-CAM figures."""
 
     rank_by: Literal["roc_auc", "pr_auc", "f1", "balanced_accuracy", "accuracy"] = "roc_auc"
     gradcam_per_category: int = Field(2, ge=0, le=10)  # true/false positives, false negatives per model
+    error_gallery: int = Field(8, ge=0, le=48)  # the champion's worst test errors shown with Grad-CAM (0: none)
     registry_name: str = Field("inspectcnn-champion", min_length=1)
 
 
@@ -250,15 +265,15 @@ class EnsembleConfig(_Frozen):
     metric: Literal["roc_auc", "pr_auc"] = "roc_auc"
 
 
-EXPORT_FORMATS = ("onnx", "openvino", "openvino_int8", "litert", "litert_float16", "litert_int8")
+EXPORT_FORMATS = ("onnx", "onnx_int8", "openvino", "openvino_int8", "litert", "litert_float16", "litert_int8")
 
 
 class ExportConfig(_Frozen):
     """The ``export:`` section: the champion as deployable files (reports/export/), each checked on the test split."""
 
-    # auto: onnx, openvino, openvino_int8, litert_float16, litert_int8, each when its converter and runtime
-    # are installed (else skipped, with its reason); a list: exactly those (litert, float32, only this way),
-    # and a missing package is an error before anything is exported.
+    # auto: onnx, onnx_int8, openvino, litert_float16, litert_int8, each when its converter and runtime are
+    # installed (else skipped, with its reason); a list: exactly those (litert and openvino_int8 only this
+    # way), and a missing package is an error before anything is exported.
     formats: Literal["auto"] | list[Literal[EXPORT_FORMATS]] = "auto"
     calibration_size: int = Field(200, ge=1, le=100_000)  # training images that calibrate the int8 formats
     parity_tolerance: float = Field(1e-3, gt=0.0, le=1.0)  # float32 formats: max |delta probability| vs Keras
@@ -303,6 +318,7 @@ class Params(_Frozen):
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
     export: ExportConfig = ExportConfig()
+    health: HealthConfig = HealthConfig()
 
     @field_validator("models")
     @classmethod

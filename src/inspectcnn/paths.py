@@ -17,3 +17,4 @@ def model_dir(name: str) -> Path:
 EXPORT = REPORTS / "export"  # the champion as deployable files (export stage)
 EXPORT_METRICS = REPORTS / "export.json"
 MODEL_CARD = REPORTS / "model_card.md"
+HEALTH = Path("data/health.json")  # label-issue candidates (health stage)

@@ -219,6 +219,106 @@ def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_
     return found
 
 
+def _test_images(prepared_dir: Path, ids: set[str], size: int, channels: int) -> dict[str, np.ndarray]:
+    """The test images of ``ids`` as the model sees them (each batch holding one built once)."""
+    from inspectcnn.data.dataset import load_split
+
+    data = load_split(prepared_dir, "test", image_size=size, batch_size=64, channels=channels, cache=False)
+    images, batches = {}, {}
+    for position, item in enumerate(data.ids):
+        if item in ids:
+            index = position // data.batch_size
+            batches.setdefault(index, data[index][0])
+            images[item] = batches[index][position % data.batch_size]
+    return images
+
+
+def annotated_levels(prepared_dir: Path) -> dict[str, float]:
+    """id -> annotated level (ELPV's defect probability) of the test cells, from the manifest; {} without."""
+    manifest = prepared_dir / "manifest.csv"
+    if not manifest.is_file():
+        return {}
+    found = {}
+    for row in _csv(manifest):
+        if row.get("split") == "test" and row.get("probability") not in (None, ""):
+            found[row["id"]] = float(row["probability"])
+    return found
+
+
+def worst_errors(entry: Entry, count: int) -> list[dict]:
+    """The champion's test errors with the highest log loss (confident mistakes first), false positives and
+    false negatives alike."""
+    rows = []
+    for p in entry.predictions:
+        actual, probability = int(p["actual"]), float(p["probability"])
+        if actual != int(p["predicted"]):
+            loss = -np.log(max(probability if actual else 1.0 - probability, 1e-7))
+            rows.append({"id": p["id"], "actual": actual, "probability": probability, "group": p.get("group", ""),
+                         "kind": "false negative" if actual else "false positive", "loss": float(loss)})
+    return sorted(rows, key=lambda r: -r["loss"])[:count]
+
+
+def error_gallery(entry: Entry, model, prepared_dir: Path, count: int, levels: dict[str, float]) -> dict:
+    """The champion's worst test errors: each cell with its Grad-CAM overlay (where the network looked),
+    true label, probability, annotated level and group."""
+    errors = worst_errors(entry, count)
+    for error in errors:
+        level = levels.get(error["id"])
+        error["level"] = _level_name(level) if level is not None else ""
+    if not errors:
+        return {"rows": [], "image": None, "gradcam": False}
+    from inspectcnn.gradcam import gradcam
+
+    size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
+    images = _test_images(prepared_dir, {e["id"] for e in errors}, size, channels)
+    has_features = any(layer.name == "features" for layer in model.layers)
+    plt = plots.plt
+    columns = min(4, len(errors))
+    rows_ = -(-len(errors) // columns)
+    figure, axes = plt.subplots(rows_, columns, figsize=(2.6 * columns, 2.9 * rows_), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, error in zip(axes.ravel(), errors):
+        image = images[error["id"]]
+        axis.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
+        if has_features:
+            axis.imshow(gradcam(model, image), cmap="jet", alpha=0.4)
+        label = "FN" if error["actual"] else "FP"
+        where = " ".join(x for x in (f"level {error['level']}" if error["level"] else "", error["group"]) if x)
+        axis.set_title(f"{label} p={error['probability']:.2f}\n{where}", fontsize=8)
+    figure.suptitle(f"{entry.name}: worst test errors" + (" with Grad-CAM" if has_features else ""), fontsize=9)
+    return {"rows": errors, "image": _png(figure), "gradcam": has_features}
+
+
+def _level_name(level: float) -> str:
+    for value, name in ((0.0, "0"), (1 / 3, "1/3"), (2 / 3, "2/3"), (1.0, "1")):
+        if abs(level - value) < 1e-6:
+            return name
+    return f"{level:g}"
+
+
+def confusion_by_level(entry: Entry, levels: dict[str, float]) -> list[dict]:
+    """Per annotated level (ELPV: the experts' defect probability): how many cells, how many flagged."""
+    if not levels:
+        return []
+    table: dict[float, dict] = {}
+    for p in entry.predictions:
+        if p["id"] not in levels:
+            continue
+        level = levels[p["id"]]
+        row = table.setdefault(level, {"level": _level_name(level), "label": int(p["actual"]), "count": 0,
+                                       "flagged": 0})
+        row["count"] += 1
+        row["flagged"] += int(p["predicted"])
+    out = []
+    for level in sorted(table):
+        row = table[level]
+        row["passed"] = row["count"] - row["flagged"]
+        row["accuracy"] = (row["flagged"] if row["label"] else row["passed"]) / row["count"]
+        out.append(row)
+    return out
+
+
 def architecture_table(entries: list[Entry], models: dict) -> list[dict]:
     from inspectcnn.models.summary import receptive_field
 
@@ -368,7 +468,7 @@ def register_champion(params: Params, entry: Entry, card: dict, artifacts: list[
 
 
 def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, out_dir: Path,
-                 register: bool = True, export_path: Path | None = None) -> dict:
+                 register: bool = True, export_path: Path | None = None, health_path: Path | None = None) -> dict:
     """Everything above, rendered; registers the champion in the MLflow Model Registry."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -379,6 +479,7 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
     front_latency = pareto_front({r["model"]: (r["accuracy"], r["latency_b1_ms"]) for r in rows})
     champion = rows[0]["model"]
     by_name = {e.name: e for e in entries}
+    test_levels = annotated_levels(prepared_dir)
     models = load_models(entries, models_dir)
     export = read_metrics(export_path) if export_path and export_path.is_file() else None
     if export and export.get("champion") != champion:
@@ -412,6 +513,11 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
         "significance": significance(entries, rows, rank_by, params.evaluate.bootstrap, params.seed),
         "levels": level_table(entries, rows),
         "export": export,
+        "gallery": error_gallery(by_name[champion], models[champion], prepared_dir, params.report.error_gallery,
+                                 test_levels) if params.report.error_gallery else {"rows": [], "image": None},
+        "level_confusion": confusion_by_level(by_name[champion], test_levels),
+        "health": {**((json.loads(summary_path.read_text()).get("health") or {}) if summary_path.is_file() else {}),
+                   **(read_metrics(health_path) if health_path and health_path.is_file() else {})},
         # ELPV's description, published results and measured recipes describe ELPV only
         "is_elpv": (json.loads(summary_path.read_text()).get("source") if summary_path.is_file() else None) == "elpv",
     }

@@ -222,11 +222,13 @@ def start_run(
     params: Mapping[str, Any],
     tags: Mapping[str, str],
     required: bool = True,
+    dataset: tuple[Path, str] | None = None,
 ) -> Iterator[Run]:
     """An MLflow run that ends FINISHED on success, FAILED on an error and KILLED on Ctrl-C.
 
     The store is contacted before any training starts: unreachable and ``required`` raises
     TrackingUnavailableError; unreachable and optional warns and yields an inactive Run.
+    ``dataset`` (prepared folder, context) logs the prepared data the run saw as its MLflow input.
     A Ctrl-C never lands inside an MLflow call (see :mod:`inspectcnn.interrupts`): it is raised
     when the call has returned, and the run is then ended KILLED. A process that dies without
     ending its run (SIGKILL) leaves it RUNNING; the next start of the same stage marks it KILLED.
@@ -241,7 +243,9 @@ def start_run(
 
                 _check_reachable(uri)
                 mlflow.set_tracking_uri(uri)
-                mlflow.set_experiment(experiment)
+                found = mlflow.set_experiment(experiment)
+                if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # the UI opens on its training runs
+                    mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
                 killed = mark_stale_runs(experiment, run_name)
                 active = mlflow.start_run(run_name=run_name)
         except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same here
@@ -264,6 +268,8 @@ def start_run(
                 mlflow.set_tags({"resumes_runs": ",".join(killed)})
             flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
             mlflow.log_params(flat)
+            if dataset is not None:
+                log_dataset(*dataset)
         yield Run(active)
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -272,6 +278,35 @@ def start_run(
     finally:
         if active is not None:
             _end_run(active.info.run_id, status)
+
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # what MLflow's UI sets for model training: it opens on the runs
+
+
+def prepared_dataset(prepared: Path):
+    """The prepared data as an MLflow dataset: its manifest (ids, sources, labels, groups, splits; no
+    pixels), named after the source, with the manifest's path as source; MLflow computes the digest."""
+    import json
+
+    import mlflow.data
+    import pandas as pd
+
+    meta = json.loads((prepared / "meta.json").read_text())
+    manifest = pd.read_csv(prepared / "manifest.csv", dtype={"id": str})
+    return mlflow.data.from_pandas(manifest, source=str((prepared / "manifest.csv").resolve()),
+                                   name=f"{meta.get('source', 'data')}-prepared-{meta.get('image_size')}px",
+                                   targets="label")
+
+
+def log_dataset(prepared: Path, context: str) -> None:
+    """The run's input in MLflow's Dataset column and lineage: the prepared data, ``context`` the split(s)
+    used (training: train + val; evaluation: val + test)."""
+    import mlflow
+
+    if not (prepared / "manifest.csv").is_file():
+        return
+    mlflow.log_input(prepared_dataset(prepared), context=context)
 
 
 def _end_run(run_id: str, status: str) -> None:

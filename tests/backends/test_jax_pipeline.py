@@ -35,7 +35,8 @@ def ran_stages(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     pytest.importorskip("jax")
-    root = make_project(tmp_path_factory.mktemp("jax"), TINY_PARAMS.replace("backend: tensorflow", "backend: jax"))
+    root = make_project(tmp_path_factory.mktemp("jax"), TINY_PARAMS.replace("backend: tensorflow", "backend: jax")
+                        .replace("formats: [onnx], ", ""))
     (root / "src" / "sitecustomize.py").write_text(NO_TF + "\n")  # on PYTHONPATH: runs first in every stage
     first = run_in(root, "dvc", "repro")
     return root, first.stdout

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 def project(tmp_path_factory):
     from helpers import TINY_PARAMS, make_project
 
-    root = make_project(tmp_path_factory.mktemp("report"), TINY_PARAMS)
+    # every format the export stage knows (auto), where the other tiny projects export ONNX alone
+    root = make_project(tmp_path_factory.mktemp("report"), TINY_PARAMS.replace("formats: [onnx], ", ""))
     run_in(root, "dvc", "repro")
     return root
 
@@ -129,12 +130,12 @@ def test_export_stage_writes_checked_files_and_the_model_card(project):
     summary = json.loads((project / "reports" / "summary.json").read_text())
     assert export["champion"] == summary["champion"] and export["test_count"] == 16
     rows = export["formats"]
-    assert {fmt for fmt, r in rows.items() if r["status"] == "ok"} >= {"keras", "onnx", "openvino", "litert_float16",
-                                                                        "litert_int8", "openvino_int8"}
+    assert {fmt for fmt, r in rows.items() if r["status"] == "ok"} == {
+        "keras", "onnx", "onnx_int8", "openvino", "litert_float16", "litert_int8"}
     for fmt in ("onnx", "openvino"):
         assert rows[fmt]["parity_max"] < 1e-3
-    for name in ("model.onnx", "model.xml", "model.bin", "model_float16.tflite", "model_int8.tflite",
-                 "model_int8.xml", "inference.json"):
+    for name in ("model.onnx", "model_int8.onnx", "model.xml", "model.bin", "model_float16.tflite", "model_int8.tflite",
+                 "inference.json"):
         assert (project / "reports" / "export" / name).is_file(), name
     metrics = run_in(project, "dvc", "metrics", "show", "--json").stdout
     assert "reports/export.json" in metrics
@@ -189,3 +190,46 @@ def test_train_transfer_and_ensemble_never_open_the_test_split(project, tmp_path
                      str(prepared), "--model-dir", str(tmp_path / "lenet"), "--val-predictions",
                      str(tmp_path / "val.csv"), check=False)
     assert control.returncode != 0 and "test-00000.npy" in control.stderr
+
+
+def test_mlflow_opens_on_the_training_runs_and_each_run_names_its_data(project):
+    """The experiment is a model-training one (MLflow's UI opens on its runs); every training and
+    evaluation run logged the prepared data (manifest digest, source) with its context."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")
+    digests = set()
+    for run in runs:
+        kind = run.data.tags.get("kind")
+        if kind not in ("train", "transfer", "evaluate"):
+            continue
+        inputs = run.inputs.dataset_inputs
+        assert len(inputs) == 1, (run.info.run_name, inputs)
+        context = {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"]
+        assert context == ("evaluation" if kind == "evaluate" else "training")
+        assert inputs[0].dataset.name == "folder-prepared-32px" and "data/prepared/manifest.csv" in inputs[0].dataset.source
+        digests.add(inputs[0].dataset.digest)
+    assert len(digests) == 1  # one prepared data set behind every run
+
+
+def test_report_describes_this_data_with_its_health_and_error_gallery(project):
+    """A folder data set: no ELPV context; the champion's worst errors with Grad-CAM, the data-health
+    section (near-duplicates, per-class statistics, label-issue candidates), the class mapping."""
+    html = (project / "reports" / "report.html").read_text()
+    markdown = (project / "reports" / "report.md").read_text()
+    for text in ("Published ELPV", "Measured recipes", "2,624"):
+        assert text not in html and text not in markdown, text
+    for text in ("Data health", "Near-duplicates across splits", "Per-class image statistics", "Label-issue candidates",
+                 "Error gallery"):
+        assert text in html, text
+    assert re.search(r'alt="Error gallery [^"]+" src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"', html) or \
+        "makes no error on the test split" in html
+    health = json.loads((project / "data" / "health.json").read_text())["label_issues"]
+    assert health["images"] == 48 and health["splits"] == ["train", "val"]
+    summary = json.loads((project / "data" / "prepare_summary.json").read_text())
+    assert summary["health"]["near_duplicates"]["max_bits"] == 4 and summary["classes"] == ["ok", "defect"]

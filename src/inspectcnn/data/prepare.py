@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from inspectcnn.config import DataConfig
+from inspectcnn.data import health
 from inspectcnn.data.images import BadImageError, content_hash, read_image, resize
 from inspectcnn.data.sources import SPLITS, DataSourceError, Item, Listing, list_items
 from inspectcnn.dvc_outputs import write_metrics
@@ -306,13 +307,25 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
     totals = Counter(row["split"] for row in rows)
     shape = (config.image_size, config.image_size, channels)
     shards = {split: _ShardWriter(work, split, config.shard_size, totals[split], shape) for split in SPLITS}
+    hashes, means, stds = [], [], []  # data health, on the stored pixels
     try:
-        for row, pixels in zip(rows, _read_pool(work / "pool.bin", offsets, shape)):
+        for row, pixels in zip(rows, tqdm(_read_pool(work / "pool.bin", offsets, shape), total=len(rows),
+                                          desc="prepare: write", unit="img", mininterval=2.0)):
             shards[row["split"]].write(pixels, row["label"], row["id"], row["group"])
+            if config.near_duplicate_bits >= 0:
+                hashes.append(health.phash(pixels))
+            means.append(float(pixels.mean()))
+            stds.append(float(pixels.std()))
     finally:
         for writer in shards.values():
             writer.close()
 
+    data_health = {  # before the rows are sorted: hashes, means and stds follow the order written
+        "near_duplicates": (health.near_duplicates([r["id"] for r in rows], [r["split"] for r in rows],
+                                                   [r["source"] for r in rows], hashes, config.near_duplicate_bits)
+                            if config.near_duplicate_bits >= 0 else None),
+        "class_statistics": health.class_statistics(rows, means, stds, list(listing.classes)),
+    }
     rows.sort(key=lambda row: row["id"])
     with (work / MANIFEST_FILE).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -343,6 +356,7 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
             "removed_cross_split": removed,
         },
         "bad_images": {"count": len(bad), "skipped": [{"path": e.path, "reason": e.reason} for e in bad]},
+        "health": data_health,
     }
 
 

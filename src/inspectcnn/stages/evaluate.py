@@ -87,7 +87,7 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path,
     write_metrics(model_dir / "eval_run.json", latency)
     results["cost"].update(latency)
     run_id = _log_to_mlflow(name, params, training.get("mlflow_run_id"), results, model_dir, val_path,
-                            model if config.tta != "none" else None)
+                            model if config.tta != "none" else None, prepared_dir)
     # the MLflow run whose logged model is exactly what was evaluated: this one with TTA, else training's
     write_metrics(model_dir / "eval_run.json", {**latency, "mlflow_run_id": run_id,
                                                "served_run_id": run_id if config.tta != "none"
@@ -96,7 +96,7 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path,
 
 
 def _log_to_mlflow(name: str, params: Params, train_run_id: str | None, results: dict, model_dir: Path,
-                   val_path: Path, served=None) -> str | None:
+                   val_path: Path, served=None, prepared: Path | None = None) -> str | None:
     """A linked evaluation run ``evaluate@<name>`` (tag evaluates_run) with the test metrics and their
     95 % intervals, and ``served`` (the model with its test-time augmentation) when there is one."""
     from inspectcnn import tracking
@@ -112,7 +112,8 @@ def _log_to_mlflow(name: str, params: Params, train_run_id: str | None, results:
             "evaluates_run": train_run_id or "unknown", "entry": name}
     with tracking.start_run(f"evaluate@{name}", experiment=params.mlflow.experiment,
                             params={"entry": name, "backend": params.backend, **params.evaluate.model_dump()}, tags=tags,
-                            required=params.mlflow.required) as run:
+                            required=params.mlflow.required,
+                            dataset=(prepared, "evaluation") if prepared is not None else None) as run:
         run.log_metrics(flat)
         for table in ("predictions.csv", "roc.csv", "pr.csv", "eval.json", "eval_run.json"):
             run.log_artifact(model_dir / table)

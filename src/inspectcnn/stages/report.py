@@ -11,12 +11,13 @@ from inspectcnn.config import load_params
 
 
 def run(params, models: Path, prepared: Path, summary: Path, out: Path, *, register: bool = True,
-        export: Path | None = paths.EXPORT_METRICS) -> dict:
+        export: Path | None = paths.EXPORT_METRICS, health: Path | None = paths.HEALTH) -> dict:
     """Compare every evaluated model under ``models``, register the champion, write ``out`` (with the model
     card and the export checks of ``export``, when the export stage ran); the summary."""
     from inspectcnn.report import build_report
 
-    return build_report(params, models, prepared, summary, out, register=register, export_path=export)
+    return build_report(params, models, prepared, summary, out, register=register, export_path=export,
+                        health_path=health)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,13 +29,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=paths.REPORTS)
     parser.add_argument("--export", type=Path, default=paths.EXPORT_METRICS,
                         help="the export stage's checks (reports/export.json; its folder holds inference.json)")
+    parser.add_argument("--health", type=Path, default=paths.HEALTH, help="the health stage's label issues")
     parser.add_argument("--no-register", action="store_true", help="do not touch the MLflow Model Registry")
     args = parser.parse_args(argv)
 
     def work():
         params = load_params(args.params)
         return run(params, args.models, args.prepared, args.summary, args.out,
-                   register=not args.no_register, export=args.export)
+                   register=not args.no_register, export=args.export, health=args.health)
 
     summary = run_stage("report", work)
     print(f"report: champion {summary['champion']} ({summary['rank_by']} {summary['champion_' + summary['rank_by']]:.4f})"

@@ -9,7 +9,8 @@ from inspectcnn.config import Params
 
 
 
-def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict, out_dir: Path, work) -> dict:
+def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict, out_dir: Path, work,
+            prepared: Path | None = None) -> dict:
     """Run ``work(run)`` inside an MLflow run; log its summary metrics, history plot and model."""
     from inspectcnn import plots, tracking
     from inspectcnn.training import read_history
@@ -20,7 +21,8 @@ def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict
     tags = {**tracking.environment_tags(), "dvc_stage": stage, "kind": kind,
             "params_hash": tracking.params_hash(run_params)}
     with tracking.start_run(stage, experiment=params.mlflow.experiment, params=run_params, tags=tags,
-                            required=params.mlflow.required) as run:
+                            required=params.mlflow.required,
+                            dataset=(prepared, "training") if prepared is not None else None) as run:
         result = work(run)
         run.log_metrics({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))
                          and not isinstance(v, bool) and k != "best_epoch"})

@@ -18,7 +18,8 @@ def run(name: str, config: TrainConfig, params: Params, prepared_dir: Path, out_
     meta = read_meta(prepared_dir)
     check_before_training(name, config, meta)  # fail before MLflow and TensorFlow start up
     return tracked(f"train@{name}", "train", name, config, params, meta, out_dir,
-                   lambda run: train(name, config, prepared_dir, out_dir, seed=params.seed, run=run))
+                   lambda run: train(name, config, prepared_dir, out_dir, seed=params.seed, run=run),
+                   prepared=prepared_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

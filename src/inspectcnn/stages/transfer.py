@@ -20,7 +20,8 @@ def run(name: str, config: TransferConfig, params: Params, prepared_dir: Path, o
     work_dir = work_folder(f"transfer-{name}", params.seed, config)
     return tracked(f"transfer@{name}", "transfer", name, config, params, meta, out_dir,
                    lambda run: run_transfer(name, config, prepared_dir, out_dir, seed=params.seed, run=run,
-                                            work_dir=work_dir))
+                                            work_dir=work_dir),
+                   prepared=prepared_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
