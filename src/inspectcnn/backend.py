@@ -82,4 +82,49 @@ def apply_from_params(argv: list[str] | None = None) -> str:
     (a library user or a test that imported a stage module in-process keeps the backend it has)."""
     if "keras" in sys.modules:
         return sys.modules["keras"].backend.backend()
-    return apply(from_params(params_path(sys.argv if argv is None else argv)))
+    name = apply(from_params(params_path(sys.argv if argv is None else argv)))
+    if name == "tensorflow":
+        quiet_tensorflow_start()
+    return name
+
+
+# TensorFlow's native start-up lines on a machine without a GPU: printed by C++ before Python logging
+# exists, none of them actionable (the cuInit "error" only says there is no CUDA driver).
+_STARTUP_NOISE = ("All log messages before absl::InitializeLog() is called are written to STDERR",
+                  "oneDNN custom operations are on", "Could not find cuda drivers on your machine",
+                  "failed call to cuInit", "This TensorFlow binary is optimized to use available CPU instructions",
+                  "To enable the following instructions:", "Unable to register cu", "computation placer already")
+
+
+def has_nvidia_device() -> bool:
+    return any(Path("/dev").glob("nvidia[0-9]*")) or bool(os.environ.get("INSPECTCNN_ASSUME_GPU"))
+
+
+def quiet_tensorflow_start() -> None:
+    """Import TensorFlow and look for GPUs with the process's stderr captured, then print back every line
+    but the known start-up noise, so that a healthy run on a CPU machine shows no error line and a real
+    warning or error still shows. Does nothing where an NVIDIA device exists (its messages matter there)
+    or when TensorFlow is already imported; INSPECTCNN_TF_NOISE=1 turns it off."""
+    if "tensorflow" in sys.modules or has_nvidia_device() or os.environ.get("INSPECTCNN_TF_NOISE") == "1":
+        return
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's INFO lines; warnings and errors stay
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # cuInit runs here, inside the capture
+        except ImportError:
+            pass
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        kept = [line for line in captured.read().decode(errors="replace").splitlines()
+                if line.strip() and not any(noise in line for noise in _STARTUP_NOISE)]
+    for line in kept:
+        print(line, file=sys.stderr)

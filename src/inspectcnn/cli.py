@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threshold", type=float, default=None, help="default: the model's validation threshold")
     p.add_argument("images", nargs="+", help="image files or folders")
     args = parser.parse_args(argv)
+    from inspectcnn import backend
+
+    backend.apply_from_params([])  # params.yaml's backend, TensorFlow's start-up noise kept off a CPU machine
     setup_logging()
     try:
         result = predict(args.model, args.images, Path(args.out), args.threshold)
