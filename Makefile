@@ -29,6 +29,9 @@ $(VENV)/.installed-%: requirements-%.txt $(STAMP)
 
 run: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+	@echo ""
+	@echo "Done. Look at: reports/report.html (comparison, error gallery, data health), reports/model_card.md,"
+	@echo "reports/export/ (the champion as ONNX / OpenVINO / LiteRT), make ui (MLflow runs), dvc metrics show."
 
 test: setup $(VENV)/.installed-jax $(VENV)/.installed-torch
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)

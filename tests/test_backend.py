@@ -46,3 +46,36 @@ def test_a_stage_module_runs_under_the_params_backend(tmp_path):
                           env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "jax"
+
+
+def test_tensorflow_start_up_noise_is_held_back_and_real_lines_still_show(tmp_path):
+    """A stand-in TensorFlow that prints, from its native layer (fd 2), the start-up lines of a CPU machine
+    and one real error: the noise is held back, the error printed."""
+    import subprocess
+    import sys
+
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n'\n"
+        "            b'I0000 00:00:1 port.cc:153] oneDNN custom operations are on. You may see...\\n'\n"
+        "            b'I0000 00:00:1 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.\\n')\n"
+        "class config:\n"
+        "    @staticmethod\n"
+        "    def list_physical_devices(kind):\n"
+        "        os.write(2, b'E0000 00:00:1 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error (303)\\n'\n"
+        "                    b'E0000 00:00:1 something.cc:1] a real problem the user must see\\n')\n"
+        "        return []\n")
+    code = "from inspectcnn import backend; backend.quiet_tensorflow_start(); print('started')"
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("INSPECTCNN_TF_NOISE", "INSPECTCNN_ASSUME_GPU")}
+    env["PYTHONPATH"] = f"{tmp_path}:{env.get('PYTHONPATH', '')}"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip() == "started"
+    assert "a real problem the user must see" in result.stderr
+    for noise in ("absl::InitializeLog", "oneDNN", "cuInit", "Could not find cuda drivers"):
+        assert noise not in result.stderr, noise
+    loud = code + "; import tensorflow; tensorflow.config.list_physical_devices('GPU')"
+    shown = subprocess.run([sys.executable, "-c", loud], capture_output=True, text=True,
+                           env={**env, "INSPECTCNN_TF_NOISE": "1"}, check=True)
+    assert "cuInit" in shown.stderr and "absl::InitializeLog" in shown.stderr  # INSPECTCNN_TF_NOISE=1: all shown

@@ -8,11 +8,16 @@ Its input is what ``inference.json`` describes: float32 images (N, S, S, C) scal
 """
 
 import json
+import warnings
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
+
+
+# The input is a tensor signature (float32 images), validated by MLflow against it: type hints would add nothing.
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
 
 
 class InspectionModel(PythonModel):

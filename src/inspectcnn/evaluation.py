@@ -177,9 +177,11 @@ def curves(labels: np.ndarray, probabilities: np.ndarray) -> tuple[list[dict], l
 def predict(model, data) -> Predictions:
     """Probabilities of an unshuffled split (a :class:`inspectcnn.data.dataset.SplitBatches`)."""
     import keras
+    from tqdm import tqdm
 
     probabilities = [np.asarray(keras.ops.convert_to_numpy(model(data[i][0], training=False)), dtype=float).ravel()
-                     for i in range(len(data))]
+                     for i in tqdm(range(len(data)), desc=f"predict {getattr(data, 'name', '')}".rstrip(), unit="batch",
+                                   mininterval=5.0, leave=False, disable=len(data) < 8)]
     return Predictions(list(data.ids), data.labels.ravel().astype(int), np.concatenate(probabilities),
                        list(data.groups))
 

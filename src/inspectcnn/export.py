@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -360,7 +361,10 @@ def export_model(model, spec: dict, formats: list[str], images: np.ndarray, labe
         path = out / file_name
         row: dict[str, Any] = {"format": fmt, "precision": precision, "file": str(path)}
         try:
-            _export_one(model, fmt, path, calibration, spec)
+            with warnings.catch_warnings():  # converters' own deprecation chatter (tf2onnx on NumPy 2, TFLite)
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                _export_one(model, fmt, path, calibration, spec)
         except Exception as error:  # noqa: BLE001 - one format's converter failing leaves the others to export
             row.update(status="failed", error=conversion_error(fmt, error, model))
             log.error("%s", row["error"])

@@ -210,6 +210,9 @@ def register_champion(served_model, spec: dict[str, Any], *, registry_name: str,
 
     if not run.active:
         return None
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per stage, not a bar per file
     shape = spec["input"]
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype("float32"), (-1, shape["size"], shape["size"], shape["channels"]),

@@ -212,6 +212,8 @@ def test_mlflow_opens_on_the_training_runs_and_each_run_names_its_data(project):
         assert len(inputs) == 1, (run.info.run_name, inputs)
         context = {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"]
         assert context == ("evaluation" if kind == "evaluate" else "training")
+        if kind != "evaluate":
+            assert run.data.params["data.positive_class"] == "defect"
         assert inputs[0].dataset.name == "folder-prepared-32px" and "data/prepared/manifest.csv" in inputs[0].dataset.source
         digests.add(inputs[0].dataset.digest)
     assert len(digests) == 1  # one prepared data set behind every run
@@ -233,3 +235,36 @@ def test_report_describes_this_data_with_its_health_and_error_gallery(project):
     assert health["images"] == 48 and health["splits"] == ["train", "val"]
     summary = json.loads((project / "data" / "prepare_summary.json").read_text())
     assert summary["health"]["near_duplicates"]["max_bits"] == 4 and summary["classes"] == ["ok", "defect"]
+
+
+def test_report_html_is_a_valid_document_a_browser_renders_whole(project):
+    """A DOM check of report.html: parsed by html5lib (the WHATWG algorithm browsers implement) in strict
+    mode, every figure a decodable PNG, every table row as wide as its header, no template left unrendered."""
+    import base64
+    import io
+
+    import html5lib
+    from PIL import Image
+
+    text = (project / "reports" / "report.html").read_text()
+    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False)
+    document = parser.parse(text)  # raises on any parse error (unclosed or misnested tags, stray text)
+    assert document.find("body") is not None and document.find("head/title") is not None
+    images = document.findall(".//img")
+    assert len(images) >= 6
+    for image in images:
+        kind, _, data = image.get("src").partition(";base64,")
+        assert kind == "data:image/png" and image.get("alt"), image.get("alt")
+        with Image.open(io.BytesIO(base64.b64decode(data))) as png:
+            png.verify()
+    for table in document.findall(".//table"):
+        rows = table.findall(".//tr")
+        width = lambda row: sum(int(c.get("colspan", 1)) for c in row if c.tag in ("td", "th"))  # noqa: E731
+        assert rows and all(width(row) == width(rows[0]) for row in rows), [width(r) for r in rows]
+    body = "".join(document.find("body").itertext())
+    for leftover in ("{{", "{%", "}}", "Undefined", " nan ", "None%"):
+        assert leftover not in body, leftover
+    headings = [h.text for h in document.findall(".//h2")]
+    for heading in ("Ranking (by roc_auc)", "Deployment: the champion exported", "Data health",
+                    "Error gallery: where the champion goes wrong", "Per-group results"):
+        assert heading in headings, (heading, headings)

@@ -17,7 +17,8 @@ def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict
 
     run_params = {"seed": params.seed, "backend": params.backend, "entry": name, **config.model_dump(),
                   "data": {"source": meta["source"], "stored_size": meta["image_size"],
-                           "train_images": meta["splits"]["train"]["count"]}}
+                           "train_images": meta["splits"]["train"]["count"],
+                           "negative_class": meta["classes"][0], "positive_class": meta["classes"][1]}}
     tags = {**tracking.environment_tags(), "dvc_stage": stage, "kind": kind,
             "params_hash": tracking.params_hash(run_params)}
     with tracking.start_run(stage, experiment=params.mlflow.experiment, params=run_params, tags=tags,

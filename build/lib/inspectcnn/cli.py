@@ -1,0 +1,146 @@
+"""The ``inspectcnn`` console script: ``inspectcnn predict`` scores images with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def collect_images(targets: list[str]) -> tuple[list[Path], list[str]]:
+    """Image files named or found (recursively) in folders; links leading outside a given folder are refused."""
+    from inspectcnn.data.images import is_image_file
+
+    found, problems = [], []
+    for target in targets:
+        path = Path(target)
+        if path.is_dir():
+            root = path.resolve()
+            for candidate in sorted(path.rglob("*")):
+                if candidate.resolve().is_relative_to(root):
+                    if is_image_file(candidate):
+                        found.append(candidate)
+                else:
+                    problems.append(f"{candidate}: points outside {path}, not followed")
+        elif path.is_file():
+            found.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return found, problems
+
+
+def resolve_model(model_ref: str, workdir: Path) -> Path:
+    """A local model file: the path itself, or the registered package behind models:/name@alias downloaded."""
+    if model_ref.startswith("models:/"):
+        from inspectcnn import tracking
+
+        return tracking.download_keras_model(model_ref, workdir)
+    path = Path(model_ref)
+    if not path.is_file():
+        raise FileNotFoundError(f"model {model_ref} not found (a .keras, .onnx, .tflite or OpenVINO .xml file, "
+                                "or models:/name@alias)")
+    return path
+
+
+def predict(model_ref: str, targets: list[str], out: Path, threshold: float | None = None,
+            batch_size: int = 32) -> dict:
+    """Score every readable image with any model file the pipeline wrote (Keras, exported, registered): the
+    preprocessing and decision threshold travel with the model (inference.json); bad files are reported."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from inspectcnn import serving
+    from inspectcnn.data.images import BadImageError
+    from inspectcnn.dvc_outputs import write_table
+
+    serving.format_of(Path(model_ref)) if not model_ref.startswith("models:/") else None  # before any work
+    files, problems = collect_images(targets)
+    with tempfile.TemporaryDirectory() as workdir:
+        path = resolve_model(model_ref, Path(workdir))
+        spec, origin = serving.find_spec(path)
+        if spec is None:
+            if serving.format_of(path) != "keras":
+                raise serving.ServingError(f"{path}: no {serving.SPEC_FILE} beside it; an exported model needs the "
+                                           "inference spec it was exported with (threshold, input size)")
+            spec = _bare_spec(path)
+            log.warning("%s: no %s or eval.json beside it: threshold 0.5 and a single resize to the model's input "
+                        "(not necessarily what it was trained with)", path, serving.SPEC_FILE)
+        else:
+            log.info("threshold %.3f, input %s from %s", spec["threshold"], spec["preprocessing"], origin)
+        if threshold is None:
+            threshold = float(spec["threshold"])
+        # a .keras file of the pipeline is served with the test-time augmentation it was evaluated with
+        runner = serving.open_runner(path, tta=spec.get("tta", "none") if path.suffix == ".keras" and
+                                     not (path.parent / serving.SPEC_FILE).is_file() else "none")
+        positive = spec["classes"][1]
+        rows, batch, names = [], [], []
+
+        def flush():
+            if batch:
+                probabilities = runner.predict(np.stack(batch))
+                rows.extend({"path": str(n), "probability": round(float(p), 6), "label": int(p >= threshold),
+                             "class": spec["classes"][int(p >= threshold)]} for n, p in zip(names, probabilities))
+                batch.clear()
+                names.clear()
+
+        for file in tqdm(files, desc="predict", unit="img"):
+            try:
+                batch.append(serving.read_file(file, spec))
+            except BadImageError as error:
+                problems.append(str(error))
+                continue
+            names.append(file)
+            if len(batch) == batch_size:
+                flush()
+        flush()
+    write_table(out, rows, ["path", "probability", "label", "class"])
+    for problem in problems:
+        log.warning("skipped %s", problem)
+    return {"scored": len(rows), "skipped": problems, "threshold": threshold, "positive_class": positive}
+
+
+def _bare_spec(path: Path) -> dict:
+    """A model file with nothing beside it: its own input size, one resize, threshold 0.5."""
+    from inspectcnn import serving
+    from inspectcnn.models.saving import load_model
+
+    model = load_model(path)
+    size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
+    return serving.inference_spec(model=path.stem, threshold=0.5, threshold_rule="default 0.5, not chosen",
+                                  size=size, channels=channels, stored_size=size,
+                                  color_mode="grayscale" if channels == 1 else "rgb",
+                                  classes=["negative", "positive"], tta="none")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from inspectcnn.cli_support import setup_logging
+
+    parser = argparse.ArgumentParser(prog="inspectcnn", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("predict", help="score images with a trained model")
+    p.add_argument("--model", required=True, help="a .keras, .onnx, .tflite or OpenVINO .xml file (reports/export/), "
+                   "or models:/<name>@<alias>")
+    p.add_argument("--out", default="predictions.csv")
+    p.add_argument("--threshold", type=float, default=None, help="default: the model's validation threshold")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    args = parser.parse_args(argv)
+    from inspectcnn import backend
+
+    backend.apply_from_params([])  # params.yaml's backend, TensorFlow's start-up noise kept off a CPU machine
+    setup_logging()
+    try:
+        result = predict(args.model, args.images, Path(args.out), args.threshold)
+    except (FileNotFoundError, ValueError) as error:  # ServingError and the other user errors are ValueErrors
+        print(f"inspectcnn predict: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"{result['scored']} images scored (label 1 = {result['positive_class']!r} when probability >= "
+          f"{result['threshold']:.3f}) -> {args.out}; "
+          f"{len(result['skipped'])} skipped" + "".join(f"\n  skipped: {s}" for s in result["skipped"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""What every stage entry point shares: logging set-up and turning known errors into one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("INSPECTCNN_LOG", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+
+def entry_parser(description: str, section: str, *, output: str = "--out") -> argparse.ArgumentParser:
+    """The arguments every per-entry stage takes: the entry, params.yaml, its input and output folders."""
+    from inspectcnn import paths
+
+    parser = argparse.ArgumentParser(description=description)
+    names = ("--name", "--model") if section == "models" else ("--name",)
+    parser.add_argument(*names, dest="name", required=True, help=f"an entry of the {section}: section of params.yaml")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prepared", type=Path, default=paths.PREPARED, help="the prepare stage's output")
+    parser.add_argument(output, type=Path, help="the entry's folder (default models/<name>)")
+    return parser
+
+
+def run_stage(name: str, work: Callable[[], T]) -> T:
+    """Run a stage; a user error (bad params, bad data) exits 2 with its message, not a traceback."""
+    from inspectcnn import interrupts
+    from inspectcnn.errors import UserError
+
+    setup_logging()
+    interrupts.install()
+    try:
+        return work()
+    except UserError as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        sys.exit(2)

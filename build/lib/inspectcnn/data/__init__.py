@@ -1,0 +1,1 @@
+"""Data: sources (ELPV, folder, CSV), the prepare stage, and the tf.data input pipeline."""

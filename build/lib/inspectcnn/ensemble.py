@@ -1,0 +1,98 @@
+"""An ensemble of trained entries: members and weights chosen on validation, built as one Keras model.
+
+Selection reads only each candidate's validation probabilities (``data/val_predictions/<entry>.csv``,
+written by its evaluate stage with the configured test-time augmentation); the test split is never opened here.
+The result is a plain Keras model (each member resized to its own input size, the weighted mean of
+their probabilities) made of stock layers, so ``inspectcnn predict``, ``mlflow models serve`` and the
+evaluate stage use it like any other model.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from sklearn import metrics as skm
+
+from inspectcnn.config import EnsembleConfig
+from inspectcnn.errors import UserError
+
+
+class EnsembleError(UserError, ValueError):
+    """The ensemble cannot be built from what its candidates left (missing or mismatched predictions)."""
+
+
+SCORES = {"roc_auc": skm.roc_auc_score, "pr_auc": skm.average_precision_score}
+
+
+def read_val_predictions(folder: Path, candidates: list[str]) -> tuple[list[str], np.ndarray, dict]:
+    """(ids, labels, {candidate: probabilities}) on the validation split, aligned by id."""
+    tables = {}
+    for name in candidates:
+        path = folder / f"{name}.csv"
+        if not path.is_file():
+            raise EnsembleError(f"ensemble.candidates: {path} not found; run evaluate for {name} first "
+                                "(dvc repro runs it before the ensemble)")
+        with path.open(newline="") as handle:
+            tables[name] = {row["id"]: (int(row["actual"]), float(row["probability"])) for row in csv.DictReader(handle)}
+    ids = sorted(next(iter(tables.values())))
+    for name, table in tables.items():
+        if sorted(table) != ids:
+            raise EnsembleError(f"{name}'s validation predictions cover other cells than {candidates[0]}'s: "
+                                "were they evaluated on the same prepared data? Rerun dvc repro")
+    labels = np.array([tables[candidates[0]][i][0] for i in ids])
+    return ids, labels, {name: np.array([table[i][1] for i in ids]) for name, table in tables.items()}
+
+
+def select(labels: np.ndarray, probabilities: dict[str, np.ndarray], config: EnsembleConfig) -> dict[str, float]:
+    """{member: weight} (weights sum to 1), chosen on validation as ``config.selection`` says."""
+    names = list(probabilities)
+    if config.selection == "mean":
+        return {name: 1.0 / len(names) for name in names}
+    score = SCORES[config.metric]
+    picks: list[str] = []
+    best = -np.inf
+    total = np.zeros(len(labels))
+    for _ in range(config.max_members):
+        trials = {name: score(labels, (total + probabilities[name]) / (len(picks) + 1)) for name in names}
+        name = max(names, key=lambda n: (trials[n], -names.index(n)))  # ties: the earlier candidate
+        if trials[name] <= best:
+            break
+        best = trials[name]
+        picks.append(name)
+        total += probabilities[name]
+    counts = Counter(picks)
+    return {name: counts[name] / len(picks) for name in names if counts[name]}
+
+
+def score_of(labels: np.ndarray, probabilities: dict[str, np.ndarray], weights: dict[str, float], metric: str) -> float:
+    mixed = sum(weight * probabilities[name] for name, weight in weights.items())
+    return float(SCORES[metric](labels, mixed))
+
+
+def build(members: dict[str, "keras.Model"], weights: dict[str, float]):  # noqa: F821
+    """One Keras model: image at the largest member input size -> each member (resized, channels matched)
+    -> the weighted mean of the members' probabilities."""
+    import keras
+    from keras import layers
+
+    size = max(int(m.input.shape[1]) for m in members.values())
+    channels = min(int(m.input.shape[-1]) for m in members.values())
+    image = layers.Input((size, size, channels), name="image")
+    outputs = []
+    for name, member in members.items():
+        x = image
+        own = int(member.input.shape[1])
+        if own != size:
+            x = layers.Resizing(own, own, interpolation="area", name=f"{name}_resize", dtype="float32")(x)
+        if int(member.input.shape[-1]) == 3 and channels == 1:
+            x = layers.Concatenate(name=f"{name}_gray_to_rgb", dtype="float32")([x] * 3)
+        wrapped = keras.Model(member.input, member.output, name=f"member_{name}")
+        y = wrapped(x)
+        if len(members) > 1:
+            y = layers.Rescaling(weights[name], name=f"{name}_weight", dtype="float32")(y)
+        outputs.append(y)
+    mixed = outputs[0] if len(outputs) == 1 else layers.Add(name="weighted_mean", dtype="float32")(outputs)
+    return keras.Model(image, mixed, name="ensemble")

@@ -1,0 +1,197 @@
+"""Test-set evaluation: scikit-learn metrics at a threshold chosen on validation, per group, and cost."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+@dataclass(frozen=True)
+class Predictions:
+    ids: list[str]
+    labels: np.ndarray  # 0/1
+    probabilities: np.ndarray
+    groups: list[str]
+
+
+def choose_threshold(labels: np.ndarray, probabilities: np.ndarray, rule: str | float) -> float:
+    """The decision threshold: ``max_f1`` (best F1), ``youden`` (max TPR - FPR) or a fixed number."""
+    if not isinstance(rule, str):
+        return float(rule)
+    if rule == "max_f1":
+        precision, recall, thresholds = skm.precision_recall_curve(labels, probabilities)
+        f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision),
+                       where=(precision + recall) > 0)
+        return float(thresholds[int(np.argmax(f1[:-1]))])  # the last PR point has no threshold
+    if rule == "youden":
+        fpr, tpr, thresholds = skm.roc_curve(labels, probabilities)
+        best = int(np.argmax(tpr - fpr))
+        return float(min(thresholds[best], 1.0))  # roc_curve's first threshold is +inf
+    raise ValueError(f"unknown threshold rule {rule!r}; use max_f1, youden or a number in (0, 1)")
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
+    """Sum over equal-width probability bins of |accuracy - confidence| weighted by the bin's share."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            error += members.mean() * abs(labels[members].mean() - probabilities[members].mean())
+    return float(error)
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
+                           bins: int = 10) -> dict:
+    """All test metrics at ``threshold``; ranking metrics are None when only one class is present."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    predicted = (probabilities >= threshold).astype(int)
+    both = len(np.unique(labels)) == 2
+    tn, fp, fn, tp = skm.confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+    return {
+        "count": int(len(labels)),
+        "threshold": float(threshold),
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(labels, predicted)) if both else None,
+        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
+        "roc_auc": float(skm.roc_auc_score(labels, probabilities)) if both else None,
+        "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both else None,
+        "brier": float(skm.brier_score_loss(labels, probabilities)),
+        "ece": expected_calibration_error(labels, probabilities, bins),
+        "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+
+
+def per_group(predictions: Predictions, threshold: float, bins: int = 10) -> dict:
+    groups = np.asarray(predictions.groups)
+    return {
+        group: classification_metrics(predictions.labels[groups == group], predictions.probabilities[groups == group],
+                                      threshold, bins)
+        for group in sorted(set(predictions.groups))
+        if group
+    }
+
+
+CI_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
+
+
+def _point_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+    """The CI_METRICS of one (re)sample; NaN where undefined. Counting metrics from the confusion counts
+    (the same definitions as scikit-learn's, which :func:`classification_metrics` uses)."""
+    predicted = probabilities >= threshold
+    positive = labels == 1
+    tp, fp = float(np.sum(predicted & positive)), float(np.sum(predicted & ~positive))
+    fn, tn = float(np.sum(~predicted & positive)), float(np.sum(~predicted & ~positive))
+    both = tp + fn > 0 and tn + fp > 0
+    recall = tp / (tp + fn) if tp + fn else np.nan
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    return {
+        "accuracy": (tp + tn) / len(labels),
+        "balanced_accuracy": (recall + tn / (tn + fp)) / 2 if both else np.nan,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "roc_auc": float(skm.roc_auc_score(labels, probabilities)) if both else np.nan,
+        "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both else np.nan,
+    }
+
+
+def resamples(count: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, count) indices drawn with replacement: the same cells for every model with the same seed."""
+    return np.random.default_rng(seed).integers(0, count, size=(resamples, count))
+
+
+def bootstrap_ci(labels, probabilities, threshold: float, resamples_: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> dict[str, list[float]]:
+    """Percentile bootstrap interval of every metric of CI_METRICS (the threshold stays fixed: it was
+    chosen on validation). Resamples where a metric is undefined (one class only) are left out."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    if not resamples_:
+        return {}
+    draws = [_point_metrics(labels[rows], probabilities[rows], threshold)
+             for rows in resamples(len(labels), resamples_, seed)]
+    tail = (1.0 - level) / 2 * 100
+    out = {}
+    for name in CI_METRICS:
+        values = np.array([d[name] for d in draws], dtype=float)
+        values = values[np.isfinite(values)]
+        out[name] = [round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)] \
+            if len(values) else None
+    return out
+
+
+def paired_bootstrap(labels, first, second, metric: str, thresholds: tuple[float, float], resamples_: int = 1000,
+                     seed: int = 0) -> dict:
+    """Difference ``metric(first) - metric(second)`` on the same cells, with its 95 % percentile interval
+    and a two-sided bootstrap p-value; ``significant`` when the interval excludes 0."""
+    labels = np.asarray(labels).astype(int)
+    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    observed = (_point_metrics(labels, first, thresholds[0])[metric]
+                - _point_metrics(labels, second, thresholds[1])[metric])
+    differences = []
+    for rows in resamples(len(labels), resamples_, seed):
+        a = _point_metrics(labels[rows], first[rows], thresholds[0])[metric]
+        b = _point_metrics(labels[rows], second[rows], thresholds[1])[metric]
+        if np.isfinite(a) and np.isfinite(b):
+            differences.append(a - b)
+    differences = np.array(differences)
+    low, high = np.percentile(differences, [2.5, 97.5])
+    p_value = min(1.0, 2 * min((differences <= 0).mean(), (differences >= 0).mean()))
+    return {"metric": metric, "difference": round(float(observed), 4), "ci95": [round(float(low), 4),
+            round(float(high), 4)], "p_value": round(float(p_value), 4), "significant": bool(low > 0 or high < 0)}
+
+
+def per_level(predictions: Predictions, levels: dict[str, float], threshold: float) -> dict:
+    """Accuracy and count per annotated level (ELPV: the experts' defect probability 0, 1/3, 2/3, 1)."""
+    names = {0.0: "0", 1 / 3: "1/3", 2 / 3: "2/3", 1.0: "1"}
+    found: dict[str, list[bool]] = {}
+    for item, label, probability in zip(predictions.ids, predictions.labels, predictions.probabilities):
+        if item not in levels:
+            continue
+        value = levels[item]
+        name = next((n for v, n in names.items() if abs(v - value) < 1e-3), f"{value:g}")
+        found.setdefault(name, []).append(bool((probability >= threshold) == bool(label)))
+    order = {n: i for i, n in enumerate(names.values())}
+    return {name: {"count": len(right), "accuracy": round(float(np.mean(right)), 4)}
+            for name, right in sorted(found.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))}
+
+
+def curves(labels: np.ndarray, probabilities: np.ndarray) -> tuple[list[dict], list[dict]]:
+    """ROC (fpr, tpr, threshold) and PR (recall, precision) points for DVC plots and the report."""
+    fpr, tpr, roc_thresholds = skm.roc_curve(labels, probabilities)
+    precision, recall, _ = skm.precision_recall_curve(labels, probabilities)
+    roc = [{"fpr": round(float(f), 6), "tpr": round(float(t), 6), "threshold": round(float(min(h, 1.0)), 6)}
+           for f, t, h in zip(fpr, tpr, roc_thresholds)]
+    pr = [{"recall": round(float(r), 6), "precision": round(float(p), 6)} for r, p in zip(recall, precision)]
+    return roc, pr
+
+
+def predict(model, data) -> Predictions:
+    """Probabilities of an unshuffled split (a :class:`inspectcnn.data.dataset.SplitBatches`)."""
+    import keras
+
+    probabilities = [np.asarray(keras.ops.convert_to_numpy(model(data[i][0], training=False)), dtype=float).ravel()
+                     for i in range(len(data))]
+    return Predictions(list(data.ids), data.labels.ravel().astype(int), np.concatenate(probabilities),
+                       list(data.groups))
+
+
+def latency(model, input_shape: tuple[int, ...], batch: int, runs: int) -> dict:
+    """Median wall time of ``runs`` forward passes of a batch (after one warm-up), and images/s."""
+    x = np.random.default_rng(0).random((batch, *input_shape), dtype=np.float32)
+    model.predict_on_batch(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model.predict_on_batch(x)
+        times.append(time.perf_counter() - start)
+    median = float(np.median(times))
+    return {"median_ms": round(median * 1000, 3), "images_per_s": round(batch / median, 1)}

@@ -1,0 +1,410 @@
+"""Exporting the champion for deployment, each file checked against the Keras model it came from.
+
+Every format is written by the libraries that own it: Keras 3's ``model.export`` (ONNX through tf2onnx,
+LiteRT through the TFLite converter, OpenVINO through ``openvino.convert_model``), the TFLite converter's
+own float16 and full-integer int8 quantisation (a representative set of **training** images), NNCF's
+post-training int8 quantisation for OpenVINO. Nothing here converts a layer by hand.
+
+For each file: max and mean |delta probability| against the Keras model on the whole test split, test
+accuracy and ROC-AUC at the model's own validation threshold, file size and batch-1 latency through its own
+runtime. A format that fails to convert is recorded with the format and the operation named, and the others
+still export; a format whose package is missing is skipped under ``formats: auto`` and an error before any
+work when params name it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inspectcnn.config import EXPORT_FORMATS, Params
+from inspectcnn.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# format -> (file in the export folder, precision, packages it needs to convert and to run)
+FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "onnx": ("model.onnx", "float32", ("tf2onnx", "onnx", "onnxruntime")),
+    "onnx_int8": ("model_int8.onnx", "int8", ("tf2onnx", "onnx", "onnxruntime")),
+    "openvino": ("model.xml", "float32", ("openvino",)),  # with model.bin
+    "openvino_int8": ("model_int8.xml", "int8", ("openvino", "nncf")),  # with model_int8.bin
+    "litert": ("model.tflite", "float32", ("ai_edge_litert",)),
+    "litert_float16": ("model_float16.tflite", "float16", ("ai_edge_litert",)),
+    "litert_int8": ("model_int8.tflite", "int8", ("ai_edge_litert",)),
+}
+assert tuple(FORMATS) == EXPORT_FORMATS
+# formats: auto. Left to an explicit list: plain float32 LiteRT (the float16 file runs on the same interpreter
+# at half the size, and each LiteRT check costs minutes on 2 cores) and NNCF's OpenVINO int8, which lost
+# 0.13 test accuracy on the ELPV champion (and 0.38 on the tiny test project's) where ONNX Runtime's and
+# LiteRT's int8 lost none; OpenVINO runs the int8 ONNX file directly.
+AUTO_FORMATS = ("onnx", "onnx_int8", "openvino", "litert_float16", "litert_int8")
+PACKAGE_NAMES = {"ai_edge_litert": "ai-edge-litert"}  # import name -> pip name
+
+
+class ExportError(UserError, RuntimeError):
+    """Params that ask for an export this machine cannot do."""
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a package that refuses to be found (a blocked or broken install)
+        return False
+
+
+def unavailable(fmt: str, backend: str) -> str | None:
+    """Why ``fmt`` cannot be exported here (a missing package, an unsupported backend), or None."""
+    needs = list(FORMATS[fmt][2])
+    if fmt.startswith("litert"):
+        if backend == "jax":
+            return "the LiteRT exporter of Keras runs under the tensorflow or torch backend, not jax"
+        needs.append("tensorflow" if backend == "tensorflow" else "litert_torch")
+    if fmt.startswith("onnx") and backend != "tensorflow":
+        needs = ["onnx", "onnxruntime"] + (["tensorflow", "tf2onnx"] if backend == "jax" else ["onnxscript"])
+    if fmt.startswith("openvino") and backend == "jax":  # Keras traces a JAX model through TensorFlow
+        needs.append("tensorflow")
+    missing = [PACKAGE_NAMES.get(n, n) for n in needs if not _installed(n)]
+    return f"needs the Python package(s) {', '.join(missing)} (not installed)" if missing else None
+
+
+def resolve_formats(params: Params) -> tuple[list[str], dict[str, str]]:
+    """(formats to export, {skipped format: reason}); a ExportError when params name one that can't be done."""
+    wanted = params.export.formats
+    candidates = AUTO_FORMATS if wanted == "auto" else wanted
+    reasons = {fmt: why for fmt in candidates if (why := unavailable(fmt, params.backend))}
+    if wanted != "auto" and reasons:
+        raise ExportError("export.formats names formats this machine cannot export: "
+                          + "; ".join(f"{fmt}: {why}" for fmt, why in reasons.items())
+                          + ". Install them, or drop them from export.formats (auto skips what is missing)")
+    chosen = [fmt for fmt in candidates if fmt not in reasons]
+    return chosen, reasons
+
+
+def failed_ops(text: str) -> list[str]:
+    """Operation types a converter's message says it could not convert (tf2onnx, TFLite, OpenVINO)."""
+    ops: set[str] = set()
+    for pattern in (r"Unsupported ops?:?\s*Counter\(\{([^}]*)\}", r"conversion rule found for operations?: ([\w, ]+)",
+                    r"'tf\.(\w+)' op is neither", r"fused\[\"(\w+):\"", r"unsupported (?:custom )?ops?: ([\w, ]+)"):
+        for match in re.findall(pattern, text):
+            ops.update(re.findall(r"'(\w+)'", match) or [op.strip() for op in match.split(",") if op.strip()])
+    return sorted(ops)
+
+
+def layers_using(model, ops: list[str]) -> list[str]:
+    """The Keras layers whose TensorFlow graph holds any of ``ops`` (names of the model's layers)."""
+    if not ops:
+        return []
+    try:
+        import tensorflow as tf
+
+        shape = (1, *(int(d) for d in model.input.shape[1:]))
+        graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+            tf.TensorSpec(shape, tf.float32)).graph.as_graph_def()
+    except Exception:  # noqa: BLE001 - naming the layer is a help, not a requirement
+        return []
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    paths = [n.name for n in nodes if n.op in ops]
+    known = {layer.name for layer in _all_layers(model)}
+    found = []
+    for path in paths:
+        for part in path.split("/"):
+            name = re.sub(r"_\d+$", "", part)
+            if part in known or name in known:
+                hit = part if part in known else name
+                if hit not in found and hit != model.name:
+                    found.append(hit)
+    return found
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def conversion_error(fmt: str, error: BaseException, model=None) -> str:
+    """One readable line: the format, the operations the converter named and the layers that hold them,
+    then the start of the converter's own message."""
+    text = f"{type(error).__name__}: {error}"
+    ops = failed_ops(text)
+    layers = layers_using(model, ops) if model is not None else []
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    named = (f"unsupported op {', '.join(ops)}" + (f" in layer {', '.join(layers)}" if layers else "") + "; "
+             if ops else "")
+    return f"{fmt}: conversion failed ({named}{' | '.join(lines[:3])[:500]})"
+
+
+class UnconvertedOps(RuntimeError):
+    """A converter that wrote a file with operations its runtime does not have (tf2onnx does)."""
+
+
+def _check_onnx(path: Path) -> None:
+    import onnx
+
+    odd = sorted({node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node
+                  if node.domain not in ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
+                  or (node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type))})
+    if odd:
+        raise UnconvertedOps(f"Unsupported ops: Counter({{{', '.join(repr(o) + ': 1' for o in odd)}}}) left as "
+                             "nodes that no ONNX opset defines")
+
+
+def file_size(path: Path) -> int:
+    """Bytes on disk; an OpenVINO model is its .xml and .bin together."""
+    size = path.stat().st_size
+    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
+        size += path.with_suffix(".bin").stat().st_size
+    return size
+
+
+def _export_one(model, fmt: str, path: Path, calibration: np.ndarray, spec: dict) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = tuple(int(d) for d in model.input.shape[1:])
+    model.predict_on_batch(np.zeros((1, *size), np.float32))  # the ONNX exporter needs a model called once
+    if fmt.startswith("onnx"):
+        import onnx
+
+        with tempfile.TemporaryDirectory() as staging:
+            source = path
+            if fmt == "onnx_int8":  # quantises the float file: onnx's, or one made here when onnx is not wanted
+                source = path.with_name("model.onnx")
+                source = source if source.is_file() else Path(staging) / "model.onnx"
+            if not source.is_file():
+                model.export(str(source), format="onnx", verbose=False)
+                _check_onnx(source)
+            if fmt == "onnx_int8":
+                _quantize_onnx(source, path, calibration, Path(staging))
+            proto = onnx.load(str(path))
+            onnx.helper.set_model_props(proto, {"inspectcnn.inference": json.dumps(spec),
+                                                "threshold": str(spec["threshold"])})
+            onnx.save(proto, str(path))
+    elif fmt.startswith("openvino"):
+        import openvino
+
+        model.export(str(path), format="openvino", verbose=False)
+        ov_model = openvino.Core().read_model(str(path))
+        if fmt == "openvino_int8":
+            import nncf
+
+            ov_model = nncf.quantize(ov_model, nncf.Dataset(calibration[:, None].astype(np.float32)),
+                                     subset_size=len(calibration))
+        ov_model.set_rt_info(json.dumps(spec), ["inspectcnn", "inference"])
+        with tempfile.TemporaryDirectory() as staging:  # the exporter's float32 file is replaced, not kept
+            staged = Path(staging) / path.name
+            openvino.save_model(ov_model, str(staged), compress_to_fp16=False)
+            shutil.move(str(staged), path)
+            shutil.move(str(staged.with_suffix(".bin")), path.with_suffix(".bin"))
+    else:
+        import tensorflow as tf
+
+        options: dict[str, Any] = {}
+        if fmt == "litert_float16":
+            options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
+        elif fmt == "litert_int8":
+            def representative():
+                for image in calibration:
+                    yield [image[None].astype(np.float32)]
+
+            # full-integer: every op int8 (float32 input and output, quantised inside the file)
+            options = {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative,
+                       "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}}
+        model.export(str(path), format="litert", verbose=False, **options)  # batch dimension left dynamic
+
+
+def _quantize_onnx(source: Path, target: Path, calibration: np.ndarray, staging: Path) -> None:
+    """ONNX Runtime's static quantisation: QDQ, int8 weights per channel, uint8 activations calibrated
+    (min-max) on ``calibration``; the float input and output stay."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name):
+            self.items = iter([{name: image[None].astype(np.float32)} for image in calibration])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    import onnxruntime
+
+    name = onnxruntime.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    prepared = staging / "preprocessed.onnx"
+    quant_pre_process(str(source), str(prepared))
+    quantize_static(str(prepared), str(target), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def batch_predict(runner, images: np.ndarray, batch: int = 32) -> np.ndarray:
+    return np.concatenate([runner.predict(images[i:i + batch]) for i in range(0, len(images), batch)])
+
+
+def latency_ms(call, image: np.ndarray, runs: int) -> float:
+    """Median wall time of ``runs`` batch-1 calls after two warm-ups."""
+    for _ in range(2):
+        call(image)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call(image)
+        times.append(time.perf_counter() - start)
+    return round(float(np.median(times)) * 1000, 3)
+
+
+def scores(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float | None]:
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    auc = roc_auc_score(labels, probabilities) if len(set(labels.tolist())) == 2 else None
+    return {"accuracy": round(float(accuracy_score(labels, probabilities >= threshold)), 6),
+            "roc_auc": None if auc is None else round(float(auc), 6)}
+
+
+def split_arrays(prepared: Path, split: str, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(images float32 N x S x S x C as the model sees them, labels) of a whole split, unaugmented."""
+    from inspectcnn.data.dataset import load_split
+
+    data = load_split(prepared, split, image_size=size, batch_size=256, channels=channels)
+    return np.concatenate([data[i][0] for i in range(len(data))]), data.labels.ravel().astype(int)
+
+
+def calibration_set(prepared: Path, size: int, channels: int, count: int, seed: int) -> np.ndarray:
+    """``count`` training images (seeded draw, no augmentation): what the int8 formats calibrate on."""
+    images, _ = split_arrays(prepared, "train", size, channels)
+    chosen = np.random.default_rng(seed).choice(len(images), size=min(count, len(images)), replace=False)
+    return images[np.sort(chosen)]
+
+
+def data_card(prepared: Path) -> dict[str, Any]:
+    """Which prepared data a model saw: source, classes, split sizes, the manifest's SHA-256."""
+    import json
+
+    meta = json.loads((prepared / "meta.json").read_text())
+    manifest = prepared / "manifest.csv"
+    return {"source": meta.get("source"), "classes": meta.get("classes"),
+            "splits": {k: v["count"] for k, v in meta["splits"].items()},
+            "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None}
+
+
+def champion_spec(params: Params, champion: str, model, evaluation: dict, prepared: Path) -> dict:
+    from inspectcnn import serving
+
+    meta = __import__("json").loads((prepared / "meta.json").read_text())
+    return serving.inference_spec(
+        model=champion, threshold=evaluation["threshold"], threshold_rule=evaluation.get("threshold_rule", "?"),
+        size=int(model.input.shape[1]), channels=int(model.input.shape[-1]), stored_size=int(meta["image_size"]),
+        color_mode="grayscale" if int(meta["channels"]) == 1 else "rgb", classes=list(meta["classes"]),
+        tta=evaluation.get("tta", "none"), data=data_card(prepared))
+
+
+def export_champion(params: Params, champion: str, models_dir: Path, prepared: Path, out: Path) -> dict:
+    """Export ``models/<champion>`` (with its test-time augmentation) in every chosen format under ``out``;
+    returns what reports/export.json holds."""
+    import json
+
+    from inspectcnn import dihedral, serving
+    from inspectcnn.models.saving import load_model
+
+    formats, skipped = resolve_formats(params)  # before any long work
+    evaluation = json.loads((models_dir / champion / "eval.json").read_text())
+    model = dihedral.tta_model(load_model(models_dir / champion / "model.keras"), evaluation.get("tta", "none"))
+    size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
+    spec = champion_spec(params, champion, model, evaluation, prepared)
+    if out.exists():
+        shutil.rmtree(out)
+    serving.write_spec(spec, out)
+    images, labels = split_arrays(prepared, "test", size, channels)
+    calibration = (calibration_set(prepared, size, channels, params.export.calibration_size, params.seed)
+                   if any(FORMATS[f][1] == "int8" for f in formats) else images[:0])
+    rows = export_model(model, spec, formats, images, labels, calibration, params.export, out)
+    for fmt, why in skipped.items():
+        rows[fmt] = {"format": fmt, "precision": FORMATS[fmt][1], "status": "skipped", "reason": why}
+        log.warning("%s skipped: %s", fmt, why)
+    return {"champion": champion, "threshold": float(spec["threshold"]), "tta": spec["tta"],
+            "test_count": int(len(labels)), "calibration": {"split": "train", "count": int(len(calibration))},
+            "tolerances": {"parity": params.export.parity_tolerance,
+                           "int8_accuracy_drop": params.export.int8_accuracy_drop},
+            "formats": rows}
+
+
+def export_model(model, spec: dict, formats: list[str], images: np.ndarray, labels: np.ndarray,
+                 calibration: np.ndarray, config, out: Path) -> dict[str, dict]:
+    """Each of ``formats`` written under ``out`` and checked on (images, labels) against ``model``; a row per
+    format (and one for Keras itself). One format failing to convert or to run leaves the others."""
+    import keras
+    from tqdm import tqdm
+
+    from inspectcnn import serving
+
+    threshold = float(spec["threshold"])
+    reference = np.concatenate([np.asarray(model.predict_on_batch(images[i:i + 64]), dtype=np.float64).ravel()
+                                for i in range(0, len(images), 64)])
+    one = images[:1]
+    keras_row = {"format": "keras", "precision": "float32", "runtime": f"keras {keras.__version__}",
+                 "status": "ok", **scores(labels, reference, threshold),
+                 "latency_b1_ms": latency_ms(model.predict_on_batch, one, config.latency_runs)}
+    rows = {"keras": keras_row}
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
+    for fmt in (bar := tqdm(formats, desc="export", unit="format")):
+        bar.set_postfix_str(fmt)
+        file_name, precision, _ = FORMATS[fmt]
+        path = out / file_name
+        row: dict[str, Any] = {"format": fmt, "precision": precision, "file": str(path)}
+        try:
+            _export_one(model, fmt, path, calibration, spec)
+        except Exception as error:  # noqa: BLE001 - one format's converter failing leaves the others to export
+            row.update(status="failed", error=conversion_error(fmt, error, model))
+            log.error("%s", row["error"])
+            rows[fmt] = row
+            continue
+        try:
+            runner = serving.open_runner(path)
+            probabilities = batch_predict(runner, images)
+            latency = latency_ms(runner.predict, one, config.latency_runs)
+        except Exception as error:  # noqa: BLE001 - written, but its runtime cannot run it
+            row.update(status="failed", error=f"{fmt}: exported, but {_runtime(fmt)} cannot run it "
+                                              f"({type(error).__name__}: {str(error).splitlines()[0][:300]})")
+            log.error("%s", row["error"])
+            rows[fmt] = row
+            continue
+        delta = np.abs(probabilities - reference)
+        row.update(status="ok", size_bytes=file_size(path), runtime=_runtime(fmt),
+                   parity_max=float(f"{delta.max():.3g}"), parity_mean=float(f"{delta.mean():.3g}"),
+                   **scores(labels, probabilities, threshold), latency_b1_ms=latency)
+        row.update(_check(row, keras_row, config))
+        rows[fmt] = row
+        log.info("%s: %s", fmt, row["check"])
+    return rows
+
+
+def _runtime(fmt: str) -> str:
+    from importlib.metadata import version
+
+    package = {"onnx": "onnxruntime", "litert": "ai-edge-litert"}.get(fmt.split("_")[0], "openvino")
+    return f"{package} {version(package)}"
+
+
+def _check(row: dict, keras_row: dict, config) -> dict:
+    """Whether the file meets its tolerance: float formats on parity, int8 on the accuracy drop."""
+    if row["precision"] == "int8":
+        drop = keras_row["accuracy"] - row["accuracy"]
+        ok = drop <= config.int8_accuracy_drop + 1e-12
+        text = (f"int8 accuracy {row['accuracy']:.4f} vs {keras_row['accuracy']:.4f} in Keras: drop {drop:+.4f}, "
+                + ("within" if ok else f"MISSED by {drop - config.int8_accuracy_drop:.4f}, beyond")
+                + f" the {config.int8_accuracy_drop} allowed")
+        return {"accuracy_drop": round(drop, 6), "within_tolerance": bool(ok), "check": text}
+    tolerance = config.float16_parity_tolerance if row["precision"] == "float16" else config.parity_tolerance
+    ok = row["parity_max"] < tolerance
+    text = (f"max |delta p| {row['parity_max']:.2e} (mean {row['parity_mean']:.2e}) vs Keras: "
+            + ("within" if ok else f"MISSED by {row['parity_max'] - tolerance:.2e}, beyond")
+            + f" the {tolerance:g} allowed for {row['precision']}")
+    return {"within_tolerance": bool(ok), "check": text}

@@ -1,0 +1,541 @@
+"""The comparison report: ranking, champion, curves, cost, Grad-CAM, per-group results, context.
+
+Writes a self-contained ``report.html`` (figures embedded as base64 PNG, no network) and a
+``report.md`` from Jinja2 templates, plus ``ranking.csv`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inspectcnn import model_card, plots
+from inspectcnn.config import Params
+from inspectcnn.dvc_outputs import read_metrics, read_split_metrics, write_metrics, write_table
+from inspectcnn.reference import ELPV_TASK, PUBLISHED, RECIPES
+
+log = logging.getLogger(__name__)
+COST_KEYS = ("params", "macs")
+
+
+@dataclass
+class Entry:
+    name: str
+    kind: str  # train | transfer | ensemble
+    eval: dict
+    training: dict
+    history: list[dict]
+    roc: list[dict]
+    pr: list[dict]
+    predictions: list[dict]
+
+
+def _csv(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def collect(params: Params, models_dir: Path) -> list[Entry]:
+    entries = []
+    for name in params.entries():
+        folder = models_dir / name
+        if not (folder / "eval.json").is_file():
+            raise FileNotFoundError(f"{folder / 'eval.json'} not found: run evaluate for {name} first")
+        entries.append(Entry(
+            name=name, kind="transfer" if name in params.transfer else "ensemble" if name in params.ensembles()
+            else "train",
+            eval=_evaluation(folder), training=read_split_metrics(folder),
+            history=_csv(folder / "history.csv") if (folder / "history.csv").is_file() else [], roc=_csv(folder / "roc.csv"), pr=_csv(folder / "pr.csv"),
+            predictions=_csv(folder / "predictions.csv"),
+        ))
+    return entries
+
+
+def _evaluation(folder: Path) -> dict:
+    """eval.json with the latencies of eval_run.json put back under "cost"."""
+    results = read_metrics(folder / "eval.json")
+    results["cost"].update(read_metrics(folder / "eval_run.json"))
+    return results
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
+    """Names not dominated: no other model is at least as accurate and at most as costly (one strictly)."""
+    front = set()
+    for name, (accuracy, cost) in points.items():
+        dominated = any(
+            a >= accuracy and c <= cost and (a > accuracy or c < cost)
+            for other, (a, c) in points.items() if other != name
+        )
+        if not dominated:
+            front.add(name)
+    return front
+
+
+def ranking(entries: list[Entry], rank_by: str) -> list[dict]:
+    rows = []
+    for entry in entries:
+        e = entry.eval
+        rows.append({
+            "model": entry.name, "kind": entry.kind,
+            **{k: e[k] for k in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
+                                 "brier", "ece", "threshold")},
+            "params": e["cost"]["params"], "macs": e["cost"]["macs"],
+            "latency_b1_ms": e["cost"]["latency_batch1"]["median_ms"],
+            "throughput_img_s": max(v["images_per_s"] for k, v in e["cost"].items() if k.startswith("latency_batch")),
+            "train_wall_s": entry.training.get("wall_time_s"),
+            "ci95": e.get("ci95") or {}, "tta": e.get("tta", "none"),
+        })
+    rows.sort(key=lambda r: (r[rank_by] is not None, r[rank_by] or 0.0), reverse=True)
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return rows
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plots.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _figures(entries: list[Entry], rows: list[dict], front_macs: set, front_latency: set) -> dict[str, str]:
+    plt = plots.plt
+    figures = {}
+    colors = plt.cm.tab20(np.linspace(0, 1, max(len(entries), 2)))
+
+    figure, (roc_axis, pr_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for color, entry in zip(colors, entries):
+        roc_axis.plot([float(p["fpr"]) for p in entry.roc], [float(p["tpr"]) for p in entry.roc], color=color,
+                      label=f"{entry.name} ({entry.eval['roc_auc']:.3f})")
+        pr_axis.plot([float(p["recall"]) for p in entry.pr], [float(p["precision"]) for p in entry.pr], color=color,
+                     label=f"{entry.name} ({entry.eval['pr_auc']:.3f})")
+    roc_axis.plot([0, 1], [0, 1], "k:", lw=0.8)
+    roc_axis.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
+    pr_axis.set(xlabel="recall", ylabel="precision", title="precision-recall (test)")
+    for axis in (roc_axis, pr_axis):
+        axis.legend(fontsize=7)
+        axis.grid(alpha=0.3)
+    figures["curves"] = _png(figure)
+
+    columns = 4
+    rows_n = -(-len(entries) // columns)
+    figure, axes = plt.subplots(rows_n, columns, figsize=(3.1 * columns, 2.8 * rows_n), squeeze=False)
+    for axis, entry in zip(axes.ravel(), entries):
+        c = entry.eval["confusion"]
+        matrix = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+        axis.imshow(matrix, cmap="Blues")
+        for (i, j), value in np.ndenumerate(matrix):
+            axis.text(j, i, str(value), ha="center", va="center", color="black" if value < matrix.max() / 2 else "white")
+        axis.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["pred 0", "pred 1"], yticklabels=["true 0", "true 1"],
+                 title=entry.name)
+    for axis in axes.ravel()[len(entries):]:
+        axis.axis("off")
+    figure.tight_layout()
+    figures["confusion"] = _png(figure)
+
+    figure, (loss_axis, auc_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for color, entry in zip(colors, entries):
+        epochs = [int(r["epoch"]) for r in entry.history]
+        loss_axis.plot(epochs, [float(r["val_loss"]) for r in entry.history], color=color, label=entry.name)
+        auc_axis.plot(epochs, [float(r["val_auc"]) for r in entry.history], color=color, label=entry.name)
+    loss_axis.set(xlabel="epoch", ylabel="validation loss", title="learning curves")
+    auc_axis.set(xlabel="epoch", ylabel="validation ROC-AUC")
+    for axis in (loss_axis, auc_axis):
+        axis.grid(alpha=0.3)
+    auc_axis.legend(fontsize=7)
+    figures["learning"] = _png(figure)
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, key, front, label in ((axes[0], "macs", front_macs, "multiply-accumulates per image (log)"),
+                                    (axes[1], "latency_b1_ms", front_latency, "latency, batch 1 (ms, log)")):
+        for row in rows:
+            on_front = row["model"] in front
+            axis.scatter(row[key], row["accuracy"], s=60 if on_front else 25, color="C3" if on_front else "C0")
+            axis.annotate(row["model"], (row[key], row["accuracy"]), fontsize=7, xytext=(3, 3),
+                          textcoords="offset points")
+        ordered = sorted((r for r in rows if r["model"] in front), key=lambda r: r[key])
+        axis.plot([r[key] for r in ordered], [r["accuracy"] for r in ordered], "C3--", lw=1, label="Pareto front")
+        axis.set(xscale="log", xlabel=label, ylabel="test accuracy")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figures["pareto"] = _png(figure)
+    return figures
+
+
+def load_models(entries: list[Entry], models_dir: Path) -> dict:
+    """Each trained model, loaded once (safe mode) for the Grad-CAM figures and the architecture table."""
+    from inspectcnn.models.saving import load_model
+
+    return {e.name: load_model(models_dir / e.name / "model.keras") for e in entries}
+
+
+def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_category: int) -> dict[str, str]:
+    """For each model: Grad-CAM maps of a few true positives, false positives and false negatives."""
+    if per_category == 0:
+        return {}
+    from inspectcnn.data.dataset import load_split
+    from inspectcnn.gradcam import gradcam
+
+    plt = plots.plt
+    found = {}
+    for entry in entries:
+        if entry.kind == "ensemble":  # its members have their own maps
+            continue
+        model = models[entry.name]
+        size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
+        picks = []
+        for category, (actual, predicted) in (("TP", (1, 1)), ("FP", (0, 1)), ("FN", (1, 0))):
+            chosen = [p for p in entry.predictions if int(p["actual"]) == actual and int(p["predicted"]) == predicted]
+            chosen.sort(key=lambda p: -abs(float(p["probability"]) - 0.5))  # the most confident first
+            picks += [(category, p) for p in chosen[:per_category]]
+        if not picks:
+            continue
+        wanted = {p["id"] for _, p in picks}
+        images = {}
+        data = load_split(prepared_dir, "test", image_size=size, batch_size=64, channels=channels, cache=False)
+        batches = {}  # each batch holding a pick, built once
+        for position, item in enumerate(data.ids):
+            if item in wanted:
+                index = position // data.batch_size
+                batches.setdefault(index, data[index][0])
+                images[item] = batches[index][position % data.batch_size]
+        figure, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.5), squeeze=False)
+        for axis, (category, pick) in zip(axes[0], picks):
+            image = images[pick["id"]]
+            axis.imshow(image[..., 0], cmap="gray")
+            axis.imshow(gradcam(model, image), cmap="jet", alpha=0.4)
+            axis.set_title(f"{category} p={float(pick['probability']):.2f}", fontsize=8)
+            axis.axis("off")
+        figure.suptitle(entry.name, fontsize=9)
+        found[entry.name] = _png(figure)
+    return found
+
+
+def _test_images(prepared_dir: Path, ids: set[str], size: int, channels: int) -> dict[str, np.ndarray]:
+    """The test images of ``ids`` as the model sees them (each batch holding one built once)."""
+    from inspectcnn.data.dataset import load_split
+
+    data = load_split(prepared_dir, "test", image_size=size, batch_size=64, channels=channels, cache=False)
+    images, batches = {}, {}
+    for position, item in enumerate(data.ids):
+        if item in ids:
+            index = position // data.batch_size
+            batches.setdefault(index, data[index][0])
+            images[item] = batches[index][position % data.batch_size]
+    return images
+
+
+def annotated_levels(prepared_dir: Path) -> dict[str, float]:
+    """id -> annotated level (ELPV's defect probability) of the test cells, from the manifest; {} without."""
+    manifest = prepared_dir / "manifest.csv"
+    if not manifest.is_file():
+        return {}
+    found = {}
+    for row in _csv(manifest):
+        if row.get("split") == "test" and row.get("probability") not in (None, ""):
+            found[row["id"]] = float(row["probability"])
+    return found
+
+
+def worst_errors(entry: Entry, count: int) -> list[dict]:
+    """The champion's test errors with the highest log loss (confident mistakes first), false positives and
+    false negatives alike."""
+    rows = []
+    for p in entry.predictions:
+        actual, probability = int(p["actual"]), float(p["probability"])
+        if actual != int(p["predicted"]):
+            loss = -np.log(max(probability if actual else 1.0 - probability, 1e-7))
+            rows.append({"id": p["id"], "actual": actual, "probability": probability, "group": p.get("group", ""),
+                         "kind": "false negative" if actual else "false positive", "loss": float(loss)})
+    return sorted(rows, key=lambda r: -r["loss"])[:count]
+
+
+def error_gallery(entry: Entry, model, prepared_dir: Path, count: int, levels: dict[str, float]) -> dict:
+    """The champion's worst test errors: each cell with its Grad-CAM overlay (where the network looked),
+    true label, probability, annotated level and group."""
+    errors = worst_errors(entry, count)
+    for error in errors:
+        level = levels.get(error["id"])
+        error["level"] = _level_name(level) if level is not None else ""
+    if not errors:
+        return {"rows": [], "image": None, "gradcam": False}
+    from inspectcnn.gradcam import gradcam
+
+    size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
+    images = _test_images(prepared_dir, {e["id"] for e in errors}, size, channels)
+    has_features = any(layer.name == "features" for layer in model.layers)
+    plt = plots.plt
+    columns = min(4, len(errors))
+    rows_ = -(-len(errors) // columns)
+    figure, axes = plt.subplots(rows_, columns, figsize=(2.6 * columns, 2.9 * rows_), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, error in zip(axes.ravel(), errors):
+        image = images[error["id"]]
+        axis.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
+        if has_features:
+            axis.imshow(gradcam(model, image), cmap="jet", alpha=0.4)
+        label = "FN" if error["actual"] else "FP"
+        where = " ".join(x for x in (f"level {error['level']}" if error["level"] else "", error["group"]) if x)
+        axis.set_title(f"{label} p={error['probability']:.2f}\n{where}", fontsize=8)
+    figure.suptitle(f"{entry.name}: worst test errors" + (" with Grad-CAM" if has_features else ""), fontsize=9)
+    return {"rows": errors, "image": _png(figure), "gradcam": has_features}
+
+
+def _level_name(level: float) -> str:
+    for value, name in ((0.0, "0"), (1 / 3, "1/3"), (2 / 3, "2/3"), (1.0, "1")):
+        if abs(level - value) < 1e-6:
+            return name
+    return f"{level:g}"
+
+
+def confusion_by_level(entry: Entry, levels: dict[str, float]) -> list[dict]:
+    """Per annotated level (ELPV: the experts' defect probability): how many cells, how many flagged."""
+    if not levels:
+        return []
+    table: dict[float, dict] = {}
+    for p in entry.predictions:
+        if p["id"] not in levels:
+            continue
+        level = levels[p["id"]]
+        row = table.setdefault(level, {"level": _level_name(level), "label": int(p["actual"]), "count": 0,
+                                       "flagged": 0})
+        row["count"] += 1
+        row["flagged"] += int(p["predicted"])
+    out = []
+    for level in sorted(table):
+        row = table[level]
+        row["passed"] = row["count"] - row["flagged"]
+        row["accuracy"] = (row["flagged"] if row["label"] else row["passed"]) / row["count"]
+        out.append(row)
+    return out
+
+
+def architecture_table(entries: list[Entry], models: dict) -> list[dict]:
+    from inspectcnn.models.summary import receptive_field
+
+    rows = []
+    for entry in entries:
+        model = models[entry.name]
+        try:
+            field = receptive_field(model) if entry.kind == "train" else _backbone_field(model)
+        except ValueError:
+            field = None
+        rows.append({"model": entry.name, "input": entry.eval["cost"]["input"], "params": entry.eval["cost"]["params"],
+                     "macs": entry.eval["cost"]["macs"], "receptive_field": field})
+    return rows
+
+
+def _backbone_field(model) -> int:
+    from inspectcnn.models.summary import receptive_field
+
+    base = model.get_layer("backbone")
+    return receptive_field(base, base.layers[-1].name)
+
+
+def significance(entries: list[Entry], rows: list[dict], metric: str, resamples: int, seed: int,
+                 top: int = 5) -> list[dict]:
+    """The next ``top`` models against the champion on the same test cells (paired bootstrap on ``metric``)."""
+    from inspectcnn.evaluation import paired_bootstrap
+
+    by_name = {e.name: e for e in entries}
+
+    def table(name):
+        found = {r["id"]: (int(r["actual"]), float(r["probability"])) for r in by_name[name].predictions}
+        return found, by_name[name].eval["threshold"]
+
+    champion, champion_threshold = table(rows[0]["model"])
+    ids = sorted(champion)
+    labels = np.array([champion[i][0] for i in ids])
+    out = []
+    for row in rows[1:top + 1]:
+        other, threshold = table(row["model"])
+        if sorted(other) != ids or not resamples:
+            continue
+        result = paired_bootstrap(labels, [champion[i][1] for i in ids], [other[i][1] for i in ids], metric,
+                                  (champion_threshold, threshold), resamples, seed)
+        out.append({"model": row["model"], **result})
+    return out
+
+
+def level_table(entries: list[Entry], rows: list[dict]) -> list[dict]:
+    """Accuracy by annotated level (ELPV defect probability) and by group, in ranking order."""
+    by_name = {e.name: e for e in entries}
+    out = []
+    for row in rows:
+        e = by_name[row["model"]].eval
+        if e.get("levels") or e.get("groups"):
+            out.append({"model": row["model"], "levels": e.get("levels") or {},
+                        "groups": {g: {"count": m["count"], "accuracy": m["accuracy"]}
+                                   for g, m in (e.get("groups") or {}).items()}})
+    return out
+
+
+def champion_reason(rows: list[dict], rank_by: str, front_macs: set) -> str:
+    best = rows[0]
+    text = f"{best['model']} has the highest test {rank_by.replace('_', '-')} ({best[rank_by]:.3f})"
+    if len(rows) > 1:
+        second = rows[1]
+        text += f", ahead of {second['model']} ({second[rank_by]:.3f})"
+    cost = f"{best['params']:,} parameters, {best['macs'] / 1e6:,.1f} M MACs per image, {best['latency_b1_ms']:.1f} ms"
+    text += f"; it costs {cost} at batch 1"
+    text += " and is on the accuracy/MACs Pareto front." if best["model"] in front_macs else "."
+    cheaper = [r for r in rows[1:] if r["model"] in front_macs and r["macs"] < best["macs"]]
+    if cheaper:
+        alt = max(cheaper, key=lambda r: r[rank_by] or 0.0)
+        text += (f" If compute is tight, {alt['model']} reaches {rank_by.replace('_', '-')} {alt[rank_by]:.3f} "
+                 f"with {alt['macs'] / best['macs']:.1%} of the MACs.")
+    return text
+
+
+def environment() -> dict:
+    import sklearn
+
+    from inspectcnn.devices import describe, versions
+
+    found = versions()
+    return {"python": platform.python_version(), "keras": found["keras"],
+            found["backend"]: found["backend_version"], "keras_backend": found["backend"],
+            "scikit-learn": sklearn.__version__, "platform": platform.platform(), "device": describe()}
+
+
+def _replace_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def champion_card_inputs(params: Params, entry: Entry, trained, models_dir: Path, prepared_dir: Path,
+                         summary_path: Path, export_path: Path | None) -> dict:
+    """What the model card and the registered version say of the champion (its inference spec included)."""
+    from inspectcnn import dihedral, export as exporting, serving
+
+    spec_file = export_path.parent / "export" / serving.SPEC_FILE if export_path else None
+    served = dihedral.tta_model(trained, entry.eval.get("tta", "none"))
+    spec = (serving.read_spec(spec_file) if spec_file and spec_file.is_file()
+            else exporting.champion_spec(params, entry.name, served, entry.eval, prepared_dir))
+    data = dict(spec.get("data") or exporting.data_card(prepared_dir))
+    prepared = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    data["balance"] = {k: prepared[k]["positive_fraction"] for k in ("train", "val", "test")
+                       if isinstance(prepared.get(k), dict) and "positive_fraction" in prepared[k]}
+    return {"champion": entry.name, "kind": entry.kind, "evaluation": entry.eval, "spec": spec, "data": data,
+            "cost": entry.eval["cost"], "served": served}
+
+
+def register_champion(params: Params, entry: Entry, card: dict, artifacts: list[Path]) -> str | None:
+    """The champion as the MLflow pyfunc that returns probability, label and class at its validation
+    threshold (inspectcnn.champion_pyfunc), registered with a description and tags on the version."""
+    from inspectcnn import serving, tracking
+
+    e, spec = entry.eval, card["spec"]
+
+    def shown(metric):
+        interval = (e.get("ci95") or {}).get(metric)
+        return f"{e[metric]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+    description = (f"{entry.name} ({entry.kind}), TTA {spec['tta']}. Test split (n={e['count']}, 95 % bootstrap "
+                   f"intervals): accuracy {shown('accuracy')}, ROC-AUC {shown('roc_auc')}, F1 {shown('f1')}. Decision "
+                   f"threshold {spec['threshold']:.4f} ({spec['threshold_rule']}); positive class "
+                   f"{spec['positive_class']!r}. Input: {spec['preprocessing']}. Data: {spec['data'].get('source')}, "
+                   f"manifest sha256 {str(spec['data'].get('manifest_sha256'))[:16]}. The pyfunc returns probability, "
+                   "label and class; params={'threshold': t} overrides the threshold.")
+    tags = {"entry": entry.name, "kind": entry.kind, "threshold": f"{spec['threshold']:.6f}",
+            "threshold_rule": spec["threshold_rule"], "positive_class": spec["positive_class"],
+            "classes": ",".join(spec["classes"]), "tta": spec["tta"],
+            "input": f"{spec['input']['size']}x{spec['input']['size']}x{spec['input']['channels']}",
+            "data_manifest_sha256": str(spec["data"].get("manifest_sha256")),
+            "test_accuracy": f"{e['accuracy']:.4f}", "test_roc_auc": f"{e['roc_auc'] or 0:.4f}",
+            "evaluate_run": e["cost"].get("mlflow_run_id") or "unknown"}
+    run_tags = {**tracking.environment_tags(), "dvc_stage": "report", "kind": "register", "entry": entry.name}
+    with tracking.start_run(f"register@{entry.name}", experiment=params.mlflow.experiment,
+                            params={"entry": entry.name, "registry_name": params.report.registry_name,
+                                    "threshold": spec["threshold"]},
+                            tags=run_tags, required=params.mlflow.required) as run:
+        for path in artifacts:  # the model card and the export checks, beside the registered model
+            run.log_artifact(path)
+        uri = serving.register_champion(card["served"], spec, registry_name=params.report.registry_name, run=run,
+                                        description=description, tags=tags)
+    return uri
+
+
+def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, out_dir: Path,
+                 register: bool = True, export_path: Path | None = None, health_path: Path | None = None) -> dict:
+    """Everything above, rendered; registers the champion in the MLflow Model Registry."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    entries = collect(params, models_dir)
+    rank_by = params.report.rank_by
+    rows = ranking(entries, rank_by)
+    front_macs = pareto_front({r["model"]: (r["accuracy"], r["macs"]) for r in rows})
+    front_latency = pareto_front({r["model"]: (r["accuracy"], r["latency_b1_ms"]) for r in rows})
+    champion = rows[0]["model"]
+    by_name = {e.name: e for e in entries}
+    test_levels = annotated_levels(prepared_dir)
+    models = load_models(entries, models_dir)
+    export = read_metrics(export_path) if export_path and export_path.is_file() else None
+    if export and export.get("champion") != champion:
+        raise ValueError(f"{export_path} exported {export.get('champion')}, but the champion is {champion}: "
+                         "run the export stage again (dvc repro export)")
+    card_inputs = champion_card_inputs(params, by_name[champion], models[champion], models_dir, prepared_dir,
+                                       summary_path, export_path)
+
+    def write_card(registered_as):
+        shown = {k: card_inputs[k] for k in ("champion", "kind", "evaluation", "spec", "data", "cost")}
+        _replace_text(out_dir / "model_card.md", model_card.render(**shown, export=export, registered=registered_as,
+                                                                  environment=environment()))
+
+    write_card(f"models:/{params.report.registry_name}@champion" if register else None)
+    logged = [out_dir / "model_card.md", *([export_path] if export else [])]
+    registered = register_champion(params, by_name[champion], card_inputs, logged) if register else None
+    if register and registered is None:  # MLflow optional and unreachable: the card must not claim it
+        write_card(None)
+    context = {
+        "rows": rows, "rank_by": rank_by, "champion": champion,
+        "reason": champion_reason(rows, rank_by, front_macs), "registered": registered,
+        "front_macs": sorted(front_macs), "front_latency": sorted(front_latency),
+        "figures": _figures(entries, rows, front_macs, front_latency),
+        "gradcams": gradcam_figures(entries, models, prepared_dir, params.report.gradcam_per_category),
+        "groups": {e.name: e.eval["groups"] for e in entries if e.eval["groups"]},
+        "data": json.loads(summary_path.read_text()) if summary_path.is_file() else {},
+        "architectures": architecture_table(entries, models),
+        "published": PUBLISHED, "task": ELPV_TASK, "environment": environment(),
+        "threshold_rule": params.evaluate.threshold, "tta": params.evaluate.tta,
+        "resamples": params.evaluate.bootstrap, "recipes": RECIPES,
+        "significance": significance(entries, rows, rank_by, params.evaluate.bootstrap, params.seed),
+        "levels": level_table(entries, rows),
+        "export": export,
+        "gallery": error_gallery(by_name[champion], models[champion], prepared_dir, params.report.error_gallery,
+                                 test_levels) if params.report.error_gallery else {"rows": [], "image": None},
+        "level_confusion": confusion_by_level(by_name[champion], test_levels),
+        "health": {**((json.loads(summary_path.read_text()).get("health") or {}) if summary_path.is_file() else {}),
+                   **(read_metrics(health_path) if health_path and health_path.is_file() else {})},
+        # ELPV's description, published results and measured recipes describe ELPV only
+        "is_elpv": (json.loads(summary_path.read_text()).get("source") if summary_path.is_file() else None) == "elpv",
+    }
+    templates = Environment(loader=PackageLoader("inspectcnn", "templates"),
+                            autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("report.html", "report.md"):
+        text = templates.get_template(f"{name}.j2").render(**context)
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out_dir / name)
+    write_table(out_dir / "ranking.csv", [
+        {**{k: v for k, v in row.items() if k != "ci95"},
+         **{f"{m}_ci_{end}": (row["ci95"].get(m) or [None, None])[i] for m in ("accuracy", "roc_auc", "f1")
+            for i, end in enumerate(("low", "high"))}}
+        for row in rows])
+    summary = {"champion": champion, "rank_by": rank_by, "champion_" + rank_by: rows[0][rank_by],
+               "champion_accuracy": rows[0]["accuracy"], "registered": registered or "", "models": len(rows),
+               "champion_ci95": rows[0]["ci95"]}
+    write_metrics(out_dir / "summary.json", summary)
+    return summary

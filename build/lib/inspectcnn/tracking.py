@@ -1,0 +1,416 @@
+"""The one module that imports MLflow.
+
+Tracking URI: ``MLFLOW_TRACKING_URI`` if set, else a SQLite store ``mlflow.db`` at the project
+root, as an absolute path, so runs that DVC executes in temporary copies (``dvc exp run --queue``
+works in ``.dvc/tmp/exps/...``) log to the same store as the workspace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from inspectcnn import interrupts
+from inspectcnn.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class TrackingUnavailableError(UserError, RuntimeError):
+    """The MLflow store cannot be reached and ``mlflow.required`` is true."""
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding dvc.yaml; a DVC experiment's temporary copy maps back to its workspace."""
+    here = (start or Path.cwd()).resolve()
+    text = here.as_posix()
+    marker = "/.dvc/tmp/exps/"
+    if marker in text:
+        return Path(text.split(marker, 1)[0])
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    return here
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"augment": {"flip": "x"}} -> {"augment.flip": "x"}: MLflow params are flat."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def params_hash(mapping: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(mapping, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_tags() -> dict[str, str]:
+    from inspectcnn.devices import describe, versions
+
+    found = versions()
+    return {
+        "git_commit": git_commit(),
+        "device": describe(),
+        "keras_backend": found["backend"],
+        f"{found['backend']}_version": found["backend_version"],
+        "keras_version": found["keras"],
+        "python_version": platform.python_version(),
+    }
+
+
+class Run:
+    """One MLflow run, or a stand-in that only warns when tracking is optional and unreachable."""
+
+    def __init__(self, mlflow_run=None):
+        self._run = mlflow_run
+
+    @property
+    def active(self) -> bool:
+        return self._run is not None
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run.info.run_id if self._run else None
+
+    def keras_callback(self):
+        """A Keras callback logging each epoch's metrics with the epoch as step, or None.
+
+        Not mlflow.keras.MlflowCallback: it also logs the optimizer's config as params at every
+        fit(), which MLflow refuses the second time (the fine-tuning phase of a transfer run).
+        """
+        if not self._run:
+            return None
+        import keras
+
+        run = self
+
+        class EpochMetrics(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                run.log_metrics(logs or {}, step=epoch)
+
+        return EpochMetrics()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self._run:
+            import mlflow
+
+            numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+            with interrupts.deferred():
+                mlflow.log_metrics(numeric, step=step)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self._run:
+            import mlflow
+
+            with interrupts.deferred():
+                mlflow.set_tags(dict(tags))
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        if self._run:
+            import mlflow
+
+            with interrupts.deferred():
+                mlflow.log_artifact(str(path), artifact_path=folder)
+
+    def log_figure(self, figure, name: str) -> None:
+        if self._run:
+            import mlflow
+
+            with interrupts.deferred():
+                mlflow.log_figure(figure, name)
+
+    def log_keras_model(self, model, input_shape: tuple[int, ...], name: str = "model") -> None:
+        """The model with a tensor signature (float32 images in [0, 1] -> probability)."""
+        if not self._run:
+            return
+        import mlflow.keras
+        import numpy as np
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
+
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype("float32"), (-1, *input_shape), "image")]),
+            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1), "probability")]),
+        )
+        # input_example= is left out: it raised FileNotFoundError with mlflow 3.17.2 here.
+        # The requirements are stated, not inferred: inference loads the model in a subprocess (~10 s a model).
+        with warnings.catch_warnings(), interrupts.deferred():
+            warnings.simplefilter("ignore")
+            mlflow.keras.log_model(model, name=name, signature=signature, pip_requirements=model_requirements())
+
+
+def model_requirements() -> list[str]:
+    """What loading a logged Keras model needs: Keras, its backend, h5py and NumPy, at the versions in use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from inspectcnn.backend import current
+
+    found = []
+    for package in ("keras", current(), "h5py", "numpy"):  # each backend's package is named like it
+        try:
+            found.append(f"{package}=={version(package)}")
+        except (PackageNotFoundError, ValueError, TypeError):
+            continue
+    return found
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any user name and password replaced by ***, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def _redacted(error: Exception, uri: str) -> str:
+    return str(error).replace(uri, redact(uri))
+
+
+def _check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of HTTP retries, when the store cannot be reached."""
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise TrackingUnavailableError(f"MLflow store {uri}: folder {folder} does not exist")
+    elif uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+        except requests.RequestException as error:
+            raise TrackingUnavailableError(f"no MLflow server answers at {redact(uri)} "
+                                           f"({type(error).__name__})") from None
+
+
+@contextlib.contextmanager
+def start_run(
+    run_name: str,
+    *,
+    experiment: str,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    required: bool = True,
+    dataset: tuple[Path, str] | None = None,
+) -> Iterator[Run]:
+    """An MLflow run that ends FINISHED on success, FAILED on an error and KILLED on Ctrl-C.
+
+    The store is contacted before any training starts: unreachable and ``required`` raises
+    TrackingUnavailableError; unreachable and optional warns and yields an inactive Run.
+    ``dataset`` (prepared folder, context) logs the prepared data the run saw as its MLflow input.
+    A Ctrl-C never lands inside an MLflow call (see :mod:`inspectcnn.interrupts`): it is raised
+    when the call has returned, and the run is then ended KILLED. A process that dies without
+    ending its run (SIGKILL) leaves it RUNNING; the next start of the same stage marks it KILLED.
+    """
+    uri = tracking_uri()
+    active = None
+    status = "FAILED"
+    try:
+        try:
+            with interrupts.deferred():
+                import mlflow
+
+                _check_reachable(uri)
+                mlflow.set_tracking_uri(uri)
+                found = mlflow.set_experiment(experiment)
+                if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # the UI opens on its training runs
+                    mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+                killed = mark_stale_runs(experiment, run_name)
+                active = mlflow.start_run(run_name=run_name)
+        except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same here
+            if active is not None:
+                raise  # the run exists: an error after its start is the run's failure, ended below
+            if required:
+                raise TrackingUnavailableError(
+                    f"cannot reach the MLflow tracking store {redact(uri)}: {_redacted(error, uri)}. Fix "
+                    "MLFLOW_TRACKING_URI, or set mlflow.required: false in params.yaml to train without it "
+                    "(metrics still go to the DVC metrics files)"
+                ) from None
+            log.warning("MLflow store %s unreachable (%s): running WITHOUT MLflow tracking; the metrics are "
+                        "only in the DVC metrics files", redact(uri), _redacted(error, uri))
+            yield Run(None)
+            return
+
+        with interrupts.deferred():
+            mlflow.set_tags({**tags, "mlflow.runName": run_name})
+            if killed:  # an earlier process of this stage died mid-run: this run resumes its work
+                mlflow.set_tags({"resumes_runs": ",".join(killed)})
+            flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
+            mlflow.log_params(flat)
+            if dataset is not None:
+                log_dataset(*dataset)
+        yield Run(active)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if active is not None:
+            _end_run(active.info.run_id, status)
+
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # what MLflow's UI sets for model training: it opens on the runs
+
+
+def prepared_dataset(prepared: Path):
+    """The prepared data as an MLflow dataset: its manifest (ids, sources, labels, groups, splits; no
+    pixels), named after the source, with the manifest's path as source; MLflow computes the digest."""
+    import json
+
+    import mlflow.data
+    import pandas as pd
+
+    meta = json.loads((prepared / "meta.json").read_text())
+    manifest = pd.read_csv(prepared / "manifest.csv", dtype={"id": str})
+    return mlflow.data.from_pandas(manifest, source=str((prepared / "manifest.csv").resolve()),
+                                   name=f"{meta.get('source', 'data')}-prepared-{meta.get('image_size')}px",
+                                   targets="label")
+
+
+def log_dataset(prepared: Path, context: str) -> None:
+    """The run's input in MLflow's Dataset column and lineage: the prepared data, ``context`` the split(s)
+    used (training: train + val; evaluation: val + test)."""
+    import mlflow
+
+    if not (prepared / "manifest.csv").is_file():
+        return
+    mlflow.log_input(prepared_dataset(prepared), context=context)
+
+
+def _end_run(run_id: str, status: str) -> None:
+    """End the active run with ``status``; never leave it RUNNING because of a stuck connection.
+
+    A connection torn by an exception can stay open in a reference cycle until the garbage
+    collector runs, holding SQLite's write lock; collect it and end the run by id if the first
+    attempt fails. If even that fails, the next start of the stage marks the run KILLED.
+    """
+    import mlflow
+
+    with interrupts.deferred():
+        try:
+            mlflow.end_run(status=status)
+            return
+        except Exception as error:  # noqa: BLE001 - retried below, then reported
+            first = error
+        gc.collect()
+        try:
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(tracking_uri()).set_terminated(run_id, status=status)
+        except Exception as error:  # noqa: BLE001
+            log.warning("could not mark MLflow run %s %s (%s; then %s): the next start of this stage will "
+                        "mark it KILLED", run_id, status, first, error)
+
+
+def find_runs(experiment: str, filter_string: str = "") -> list[dict]:
+    """Runs of an experiment as plain dicts (for the report and the tests)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    found = mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string, output_format="list")
+    return [
+        {
+            "run_id": r.info.run_id,
+            "name": r.info.run_name,
+            "status": r.info.status,
+            "params": dict(r.data.params),
+            "metrics": dict(r.data.metrics),
+            "tags": dict(r.data.tags),
+        }
+        for r in found
+    ]
+
+
+def mark_stale_runs(experiment: str, run_name: str) -> list[str]:
+    """Runs of ``run_name`` still RUNNING (their process was killed): mark them KILLED, return their ids."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    stale = client.search_runs(
+        [found.experiment_id], filter_string=f"attributes.run_name = '{run_name}' and attributes.status = 'RUNNING'"
+    )
+    for r in stale:
+        client.set_terminated(r.info.run_id, status="KILLED")
+    return [r.info.run_id for r in stale]
+
+
+def logged_model_uri(run_id: str) -> str | None:
+    """``models:/<id>`` of the model logged by a run (MLflow 3 logged models), or None."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    run = client.get_run(run_id)
+    found = client.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                        filter_string=f"source_run_id = '{run_id}'")
+    return f"models:/{found[0].model_id}" if found else None
+
+
+def register_champion(run_id: str, registry_name: str, alias: str = "champion") -> str:
+    """Register the run's logged model under ``registry_name`` and point ``alias`` at the new version."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = logged_model_uri(run_id)
+    if uri is None:
+        raise TrackingUnavailableError(f"run {run_id} has no logged model to register")
+    mlflow.set_tracking_uri(tracking_uri())
+    with warnings.catch_warnings(), interrupts.deferred():
+        warnings.simplefilter("ignore")
+        version = mlflow.register_model(uri, registry_name)
+        MlflowClient(tracking_uri()).set_registered_model_alias(registry_name, alias, version.version)
+    return f"models:/{registry_name}@{alias}"
+
+
+def load_pyfunc(uri: str):
+    """A model from the registry (``models:/name@alias``) as an MLflow pyfunc."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow.pyfunc.load_model(uri)
+
+
+def download_keras_model(uri: str, folder: Path) -> Path:
+    """The ``.keras`` file behind a registry URI, downloaded to ``folder``."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+    found = sorted(local.rglob("*.keras"))
+    if not found:
+        raise FileNotFoundError(f"{uri} holds no .keras file")
+    return found[0]
