@@ -21,10 +21,18 @@ def failure_modes(evaluation: dict[str, Any]) -> list[str]:
                      f"{evaluation['count']} images; recall {evaluation['recall']:.3f}, precision "
                      f"{evaluation['precision']:.3f} at threshold {evaluation['threshold']:.3f}.")
     overall = evaluation["accuracy"]
-    for level, m in sorted((evaluation.get("levels") or {}).items()):
+
+    def numeric(level: str) -> float:
+        top, _, bottom = level.partition("/")
+        return float(top) / float(bottom or 1)
+
+    for level, m in sorted((evaluation.get("levels") or {}).items(), key=lambda kv: numeric(kv[0])):
         if m["count"] and m["accuracy"] < overall - 0.1:
+            value = numeric(level)
+            why = ("borderline annotations, where the model is least reliable" if 0.0 < value < 1.0 else
+                   "clear defects that it misses" if value >= 1.0 else "clear good images that it flags")
             found.append(f"Images annotated at level {level} (n={m['count']}): accuracy {m['accuracy']:.3f}, against "
-                         f"{overall:.3f} overall. Borderline annotations are where the model is least reliable.")
+                         f"{overall:.3f} overall: {why}.")
     for group, m in sorted((evaluation.get("groups") or {}).items()):
         if m["count"] and m["accuracy"] < overall - 0.05:
             found.append(f"Group {group} (n={m['count']}): accuracy {m['accuracy']:.3f}, recall {m['recall']:.3f}.")
