@@ -1,1 +1,0 @@
-"""Data: sources (ELPV, folder, CSV), the prepare stage, and the tf.data input pipeline."""
