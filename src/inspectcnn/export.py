@@ -285,26 +285,22 @@ def calibration_set(prepared: Path, size: int, channels: int, count: int, seed: 
     return images[np.sort(chosen)]
 
 
-def data_card(prepared: Path) -> dict[str, Any]:
+def data_card(prepared: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Which prepared data a model saw: source, classes, split sizes, the manifest's SHA-256."""
-    import json
-
-    meta = json.loads((prepared / "meta.json").read_text())
     manifest = prepared / "manifest.csv"
     return {"source": meta.get("source"), "classes": meta.get("classes"),
             "splits": {k: v["count"] for k, v in meta["splits"].items()},
             "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None}
 
 
-def champion_spec(params: Params, champion: str, model, evaluation: dict, prepared: Path) -> dict:
+def champion_spec(champion: str, model, evaluation: dict, prepared: Path) -> dict:
+    """The champion's inference spec, with the data card of the prepared data it was trained on."""
+    import json
+
     from inspectcnn import serving
 
-    meta = __import__("json").loads((prepared / "meta.json").read_text())
-    return serving.inference_spec(
-        model=champion, threshold=evaluation["threshold"], threshold_rule=evaluation.get("threshold_rule", "?"),
-        size=int(model.input.shape[1]), channels=int(model.input.shape[-1]), stored_size=int(meta["image_size"]),
-        color_mode="grayscale" if int(meta["channels"]) == 1 else "rgb", classes=list(meta["classes"]),
-        tta=evaluation.get("tta", "none"), data=data_card(prepared))
+    meta = json.loads((prepared / "meta.json").read_text())
+    return serving.spec_from_evaluation(champion, model, evaluation, meta, data=data_card(prepared, meta))
 
 
 def export_champion(params: Params, champion: str, models_dir: Path, prepared: Path, out: Path) -> dict:
@@ -319,7 +315,7 @@ def export_champion(params: Params, champion: str, models_dir: Path, prepared: P
     evaluation = json.loads((models_dir / champion / "eval.json").read_text())
     model = dihedral.tta_model(load_model(models_dir / champion / "model.keras"), evaluation.get("tta", "none"))
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
-    spec = champion_spec(params, champion, model, evaluation, prepared)
+    spec = champion_spec(champion, model, evaluation, prepared)
     if out.exists():
         shutil.rmtree(out)
     serving.write_spec(spec, out)

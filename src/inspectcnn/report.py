@@ -422,8 +422,8 @@ def champion_card_inputs(params: Params, entry: Entry, trained, models_dir: Path
     spec_file = export_path.parent / "export" / serving.SPEC_FILE if export_path else None
     served = dihedral.tta_model(trained, entry.eval.get("tta", "none"))
     spec = (serving.read_spec(spec_file) if spec_file and spec_file.is_file()
-            else exporting.champion_spec(params, entry.name, served, entry.eval, prepared_dir))
-    data = dict(spec.get("data") or exporting.data_card(prepared_dir))
+            else exporting.champion_spec(entry.name, served, entry.eval, prepared_dir))
+    data = dict(spec["data"])
     prepared = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     data["balance"] = {k: prepared[k]["positive_fraction"] for k in ("train", "val", "test")
                        if isinstance(prepared.get(k), dict) and "positive_fraction" in prepared[k]}

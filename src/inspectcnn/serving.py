@@ -167,6 +167,17 @@ def open_runner(path: str | Path, tta: str = "none") -> Runner:
     return Runner(fmt, path, lambda x: compiled(x)[0])
 
 
+def spec_from_evaluation(name: str, model, evaluation: dict[str, Any], meta: dict[str, Any],
+                         data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The inference spec of a pipeline model: its threshold and TTA from its ``eval.json`` (``evaluation``),
+    the stored size, colour and classes from the prepared data's ``meta.json`` (``meta``)."""
+    return inference_spec(model=name, threshold=evaluation["threshold"],
+                          threshold_rule=evaluation.get("threshold_rule", "?"), size=int(model.input.shape[1]),
+                          channels=int(model.input.shape[-1]), stored_size=int(meta["image_size"]),
+                          color_mode="grayscale" if int(meta["channels"]) == 1 else "rgb",
+                          classes=list(meta["classes"]), tta=evaluation.get("tta", "none"), data=data)
+
+
 def find_spec(path: Path, prepared: Path | None = None) -> tuple[dict[str, Any] | None, str]:
     """The inference spec of a model file and where it came from: ``inference.json`` beside it (registered
     and exported copies); for a pipeline's ``models/<entry>/model.keras``, one built from its ``eval.json``
@@ -181,13 +192,8 @@ def find_spec(path: Path, prepared: Path | None = None) -> tuple[dict[str, Any] 
     if path.suffix == ".keras" and evaluation.is_file() and meta_file.is_file():
         from inspectcnn.models.saving import load_model
 
-        results, meta = json.loads(evaluation.read_text()), json.loads(meta_file.read_text())
-        model = load_model(path)
-        spec = inference_spec(model=path.parent.name, threshold=results["threshold"],
-                              threshold_rule=results.get("threshold_rule", "?"), size=int(model.input.shape[1]),
-                              channels=int(model.input.shape[-1]), stored_size=int(meta["image_size"]),
-                              color_mode="grayscale" if int(meta["channels"]) == 1 else "rgb",
-                              classes=list(meta["classes"]), tta=results.get("tta", "none"))
+        spec = spec_from_evaluation(path.parent.name, load_model(path), json.loads(evaluation.read_text()),
+                                    json.loads(meta_file.read_text()))
         return spec, f"{evaluation} and {meta_file}"
     return None, ""
 
