@@ -10,7 +10,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 # params.yaml's backend: (tensorflow | jax | torch); its packages come from requirements-<backend>.txt
 BACKEND := $(or $(shell sed -n 's/^backend:[[:space:]]*\([a-z]*\).*/\1/p' params.yaml),tensorflow)
 
-.PHONY: setup run test gpu-params ui clean
+.PHONY: setup run test smoke gpu-params ui clean
 
 setup: $(STAMP) $(VENV)/.installed-$(BACKEND)
 
@@ -29,19 +29,20 @@ $(VENV)/.installed-%: requirements-%.txt $(STAMP)
 
 run: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
-	@echo ""
-	@echo "Done. Look at: reports/report.html (comparison, error gallery, data health), reports/model_card.md,"
-	@echo "reports/export/ (the champion as ONNX / OpenVINO / LiteRT), make ui (MLflow runs), dvc metrics show."
+	@$(BIN)/python -m inspectcnn.run_summary --reports reports
 
-test: setup $(VENV)/.installed-jax $(VENV)/.installed-torch
+test: setup $(VENV)/.installed-jax $(VENV)/.installed-torch $(VENV)/.installed-test
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 gpu-params: $(STAMP)  ## params.gpu.yaml: the full-size configuration (native input sizes, full widths)
 	$(BIN)/python -m pipeline.gpu_params params.yaml > params.gpu.yaml
 	@echo "wrote params.gpu.yaml; review it, then: cp params.gpu.yaml params.yaml && make run"
 
-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host $(HOST) --port $(PORT)
+ui: $(STAMP)  ## prints the URL of the experiment's runs table, then serves the UI (no job runner, one worker)
+	$(BIN)/python -m inspectcnn.ui --store $(MLFLOW_TRACKING_URI) --host $(HOST) --port $(PORT)
+
+smoke: setup  ## CI's first step: the pipeline on tiny data in the run environment, every default export ok
+	$(BIN)/python .ci/smoke_pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -14,9 +14,11 @@ one small module with a branch per backend:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -107,24 +109,48 @@ def quiet_tensorflow_start() -> None:
     or when TensorFlow is already imported; INSPECTCNN_TF_NOISE=1 turns it off."""
     if "tensorflow" in sys.modules or has_nvidia_device() or os.environ.get("INSPECTCNN_TF_NOISE") == "1":
         return
-    import tempfile
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's INFO lines; warnings and errors stay
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
+    with native_output_filtered(_STARTUP_NOISE, streams=(2,)):
         try:
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")  # cuInit runs here, inside the capture
         except ImportError:
             pass
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        captured.seek(0)
-        kept = [line for line in captured.read().decode(errors="replace").splitlines()
-                if line.strip() and not any(noise in line for noise in _STARTUP_NOISE)]
-    for line in kept:
-        print(line, file=sys.stderr)
+
+
+# What the TFLite converter and the LiteRT interpreter print from C++ on every healthy conversion and load
+CONVERTER_NOISE = ("fully_quantize: ", "Created TensorFlow Lite XNNPACK delegate for CPU",
+                   "Estimated count of arithmetic ops", "WARNING: All log messages before absl::InitializeLog()")
+
+
+@contextlib.contextmanager
+def native_output_filtered(noise: tuple[str, ...], streams: tuple[int, ...] = (1, 2)) -> Iterator[None]:
+    """Run the block with the process's own file descriptors ``streams`` (1 stdout, 2 stderr) captured, then
+    print back every line but those holding one of ``noise``: C++ libraries write there past Python's
+    logging. A real warning or error is still printed (after the block); INSPECTCNN_TF_NOISE=1 keeps all."""
+    if os.environ.get("INSPECTCNN_TF_NOISE") == "1":
+        yield
+        return
+    import tempfile
+
+    targets = {1: sys.stdout, 2: sys.stderr}
+    captures, saved = {}, {}
+    for fd in streams:
+        targets[fd].flush()
+        captures[fd] = tempfile.TemporaryFile(mode="w+b")
+        saved[fd] = os.dup(fd)
+        os.dup2(captures[fd].fileno(), fd)
+    try:
+        yield
+    finally:
+        for fd in streams:
+            targets[fd].flush()
+            os.dup2(saved[fd], fd)
+            os.close(saved[fd])
+            captures[fd].seek(0)
+            text = captures[fd].read().decode(errors="replace")
+            captures[fd].close()
+            kept = [line for line in text.splitlines() if line.strip() and not any(n in line for n in noise)]
+            if kept:
+                print("\n".join(kept), file=targets[fd], flush=True)

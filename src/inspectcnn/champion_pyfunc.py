@@ -8,16 +8,12 @@ Its input is what ``inference.json`` describes: float32 images (N, S, S, C) scal
 """
 
 import json
-import warnings
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-
-# The input is a tensor signature (float32 images), validated by MLflow against it: type hints would add nothing.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
 
 
 class InspectionModel(PythonModel):
@@ -28,7 +24,9 @@ class InspectionModel(PythonModel):
             self.spec = json.load(handle)
         self.model = keras.saving.load_model(context.artifacts["keras_model"], safe_mode=True, compile=False)
 
-    def predict(self, context, model_input, params=None):
+    # np.ndarray: a hint MLflow accepts without inferring a schema from it; the model's schema is its logged
+    # tensor signature (float32 images), which MLflow validates the input against.
+    def predict(self, context, model_input: np.ndarray, params=None):
         if isinstance(model_input, dict):  # a named tensor signature arrives as {"image": array}
             model_input = model_input.get("image", next(iter(model_input.values())))
         images = np.asarray(model_input, dtype="float32")

@@ -87,7 +87,7 @@ def predict(model_ref: str, targets: list[str], out: Path, threshold: float | No
                 batch.clear()
                 names.clear()
 
-        for file in tqdm(files, desc="predict", unit="img"):
+        for file in tqdm(files, desc="predict", unit="img", disable=None):
             try:
                 batch.append(serving.read_file(file, spec))
             except BadImageError as error:

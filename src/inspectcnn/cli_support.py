@@ -20,6 +20,8 @@ def setup_logging() -> None:
         datefmt="%H:%M:%S",
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    if not sys.stderr.isatty():  # MLflow's artifact bars are carriage-return lines in a log or a pipe
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def entry_parser(description: str, section: str, *, output: str = "--out") -> argparse.ArgumentParser:

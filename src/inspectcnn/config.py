@@ -281,6 +281,10 @@ class ExportConfig(_Frozen):
     float16_parity_tolerance: float = Field(5e-3, gt=0.0, le=1.0)
     int8_accuracy_drop: float = Field(0.01, ge=0.0, le=1.0)  # int8 formats: allowed test accuracy drop
     latency_runs: int = Field(50, ge=1, le=10_000)  # batch-1 latency: the median of this many calls
+    # fail: a format that was to be exported but failed to convert or to run fails the stage (and `make run`)
+    # after every other format is written and reports/export.json lists why; warn: the pipeline goes on and
+    # the report's summary box and the end of `make run` name it.
+    on_failure: Literal["fail", "warn"] = "fail"
 
     @field_validator("formats")
     @classmethod

@@ -164,6 +164,21 @@ def per_level(predictions: Predictions, levels: dict[str, float], threshold: flo
             for name, right in sorted(found.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))}
 
 
+# What `dvc metrics show` compares across models: one flat file per model (models/<entry>/scores.json), the same
+# keys for every model, so the table is one row per model; the full evaluation stays in eval.json.
+SCORE_KEYS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "roc_auc_low", "roc_auc_high", "pr_auc", "brier",
+              "ece", "threshold", "val_accuracy", "val_roc_auc")
+
+
+def scores(results: dict) -> dict[str, float | None]:
+    """The comparable columns of an evaluation (eval.json's content), rounded to 4 places."""
+    interval = (results.get("ci95") or {}).get("roc_auc") or [None, None]
+    validation = results.get("val") or {}
+    flat = {**{k: results.get(k) for k in SCORE_KEYS}, "roc_auc_low": interval[0], "roc_auc_high": interval[1],
+            "val_accuracy": validation.get("accuracy"), "val_roc_auc": validation.get("roc_auc")}
+    return {k: None if flat[k] is None else round(float(flat[k]), 4) for k in SCORE_KEYS}
+
+
 def curves(labels: np.ndarray, probabilities: np.ndarray) -> tuple[list[dict], list[dict]]:
     """ROC (fpr, tpr, threshold) and PR (recall, precision) points for DVC plots and the report."""
     fpr, tpr, roc_thresholds = skm.roc_curve(labels, probabilities)
@@ -181,7 +196,7 @@ def predict(model, data) -> Predictions:
 
     probabilities = [np.asarray(keras.ops.convert_to_numpy(model(data[i][0], training=False)), dtype=float).ravel()
                      for i in tqdm(range(len(data)), desc=f"predict {getattr(data, 'name', '')}".rstrip(), unit="batch",
-                                   mininterval=5.0, leave=False, disable=len(data) < 8)]
+                                   mininterval=5.0, leave=False, disable=len(data) < 8 or None)]
     return Predictions(list(data.ids), data.labels.ravel().astype(int), np.concatenate(probabilities),
                        list(data.groups))
 

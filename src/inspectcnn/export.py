@@ -241,9 +241,15 @@ def _quantize_onnx(source: Path, target: Path, calibration: np.ndarray, staging:
 
     name = onnxruntime.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     prepared = staging / "preprocessed.onnx"
-    quant_pre_process(str(source), str(prepared))
-    quantize_static(str(prepared), str(target), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # the quantiser logs each graph edit at INFO on the root logger ("Created a copy")
+    try:
+        quant_pre_process(str(source), str(prepared))
+        quantize_static(str(prepared), str(target), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 def batch_predict(runner, images: np.ndarray, batch: int = 32) -> np.ndarray:
@@ -350,14 +356,19 @@ def export_model(model, spec: dict, formats: list[str], images: np.ndarray, labe
                  "status": "ok", **scores(labels, reference, threshold),
                  "latency_b1_ms": latency_ms(model.predict_on_batch, one, config.latency_runs)}
     rows = {"keras": keras_row}
-    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
-    for fmt in (bar := tqdm(formats, desc="export", unit="format")):
+    from inspectcnn.backend import CONVERTER_NOISE, native_output_filtered
+
+    # the converters' INFO lines ("Assets written to: <tmp>/assets", tf2onnx's steps); their warnings stay
+    for name in ("tf2onnx", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for fmt in (bar := tqdm(formats, desc="export", unit="format", disable=None)):  # a bar only on a terminal
         bar.set_postfix_str(fmt)
         file_name, precision, _ = FORMATS[fmt]
         path = out / file_name
         row: dict[str, Any] = {"format": fmt, "precision": precision, "file": str(path)}
         try:
-            with warnings.catch_warnings():  # converters' own deprecation chatter (tf2onnx on NumPy 2, TFLite)
+            with warnings.catch_warnings(), native_output_filtered(CONVERTER_NOISE):
+                # converters' own deprecation chatter (tf2onnx on NumPy 2, TFLite)
                 warnings.simplefilter("ignore", FutureWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
                 _export_one(model, fmt, path, calibration, spec)
@@ -367,8 +378,9 @@ def export_model(model, spec: dict, formats: list[str], images: np.ndarray, labe
             rows[fmt] = row
             continue
         try:
-            runner = serving.open_runner(path)
-            probabilities = batch_predict(runner, images)
+            with native_output_filtered(CONVERTER_NOISE):  # the LiteRT interpreter's "Created ... delegate"
+                runner = serving.open_runner(path)
+                probabilities = batch_predict(runner, images)
             latency = latency_ms(runner.predict, one, config.latency_runs)
         except Exception as error:  # noqa: BLE001 - written, but its runtime cannot run it
             row.update(status="failed", error=f"{fmt}: exported, but {_runtime(fmt)} cannot run it "
@@ -384,6 +396,21 @@ def export_model(model, spec: dict, formats: list[str], images: np.ndarray, labe
         rows[fmt] = row
         log.info("%s: %s", fmt, row["check"])
     return rows
+
+
+def problems(result: dict) -> dict[str, list[str]]:
+    """What nobody may miss in an export result: {"failed": [...], "skipped": [...], "missed": [...]}, each
+    a "format: reason" line (failed to convert or run; not exported here; outside its tolerance)."""
+    found: dict[str, list[str]] = {"failed": [], "skipped": [], "missed": []}
+    for fmt, row in (result or {}).get("formats", {}).items():
+        if row.get("status") == "failed":
+            error = str(row.get("error") or "")
+            found["failed"].append(error if error.startswith(f"{fmt}:") else f"{fmt}: {error}")
+        elif row.get("status") == "skipped":
+            found["skipped"].append(f"{fmt}: {row.get('reason')}")
+        elif row.get("within_tolerance") is False:
+            found["missed"].append(f"{fmt}: {row.get('check')}")
+    return found
 
 
 def _runtime(fmt: str) -> str:

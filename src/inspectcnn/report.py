@@ -472,6 +472,8 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
     """Everything above, rendered; registers the champion in the MLflow Model Registry."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    from inspectcnn import export as exporting
+
     entries = collect(params, models_dir)
     rank_by = params.report.rank_by
     rows = ranking(entries, rank_by)
@@ -513,6 +515,7 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
         "significance": significance(entries, rows, rank_by, params.evaluate.bootstrap, params.seed),
         "levels": level_table(entries, rows),
         "export": export,
+        "export_problems": exporting.problems(export) if export else None,
         "gallery": error_gallery(by_name[champion], models[champion], prepared_dir, params.report.error_gallery,
                                  test_levels) if params.report.error_gallery else {"rows": [], "image": None},
         "level_confusion": confusion_by_level(by_name[champion], test_levels),
@@ -536,6 +539,8 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
         for row in rows])
     summary = {"champion": champion, "rank_by": rank_by, "champion_" + rank_by: rows[0][rank_by],
                "champion_accuracy": rows[0]["accuracy"], "registered": registered or "", "models": len(rows),
-               "champion_ci95": rows[0]["ci95"]}
+               "champion_ci95": rows[0]["ci95"],
+               "export_problems": exporting.problems(export) if export else {"failed": [], "skipped": [],
+                                                                             "missed": []}}
     write_metrics(out_dir / "summary.json", summary)
     return summary

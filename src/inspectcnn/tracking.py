@@ -285,18 +285,28 @@ EXPERIMENT_KIND = "custom_model_development"  # what MLflow's UI sets for model 
 
 
 def prepared_dataset(prepared: Path):
-    """The prepared data as an MLflow dataset: its manifest (ids, sources, labels, groups, splits; no
-    pixels), named after the source, with the manifest's path as source; MLflow computes the digest."""
+    """The prepared data as an MLflow dataset: its manifest (ids, sources, labels, groups, splits; no pixels),
+    named after the source, with the manifest's path as an explicit local source (not a string MLflow has to
+    guess the kind of), the manifest's SHA-256 as digest, and its columns' types declared from the manifest's
+    own dtypes (integer columns stay integers; no schema inference, which warns on every integer column)."""
+    import hashlib
     import json
 
-    import mlflow.data
     import pandas as pd
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types import ColSpec, DataType, Schema
 
+    manifest_path = (prepared / "manifest.csv").resolve()
     meta = json.loads((prepared / "meta.json").read_text())
-    manifest = pd.read_csv(prepared / "manifest.csv", dtype={"id": str})
-    return mlflow.data.from_pandas(manifest, source=str((prepared / "manifest.csv").resolve()),
-                                   name=f"{meta.get('source', 'data')}-prepared-{meta.get('image_size')}px",
-                                   targets="label")
+    manifest = pd.read_csv(manifest_path, dtype={"id": str})
+    kinds = {"i": DataType.long, "u": DataType.long, "f": DataType.double, "b": DataType.boolean}
+    schema = Schema([ColSpec(kinds.get(dtype.kind, DataType.string), str(name))
+                     for name, dtype in manifest.dtypes.items()])
+    local = next(cls for cls in get_registered_sources() if cls.__name__ == "LocalArtifactDatasetSource")
+    return MetaDataset(local(str(manifest_path)),
+                       name=f"{meta.get('source', 'data')}-prepared-{meta.get('image_size')}px",
+                       digest=hashlib.sha256(manifest_path.read_bytes()).hexdigest()[:16], schema=schema)
 
 
 def log_dataset(prepared: Path, context: str) -> None:

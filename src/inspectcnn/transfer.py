@@ -508,6 +508,8 @@ def _fit_on_views(model, config: TransferConfig, prepared_dir: Path, work_dir: P
         training.abort_if_diverged(nan_guard, work_dir, diverged)
         timings["finetune_phase_s"] = round(time.perf_counter() - begin, 2)
         timings["finetune_images_per_s"] = round(meter.images_per_s, 2)
-    upper.load_weights(best_weights)  # the layers are the model's: it now holds the best epoch's weights
+    # the layers are the model's: it now holds the best epoch's weights. The optimizer's state is left out: a
+    # best epoch of the frozen phase was saved beside another optimizer than fine-tuning's, and none is needed.
+    upper.load_weights(best_weights, objects_to_skip=[upper.optimizer] if upper.optimizer else None)
     model.save(best_path)
     return trainable

@@ -49,10 +49,24 @@ def lo_hi_contains(interval, value):
     return interval[0] <= value <= interval[1]
 
 
-def test_dvc_metrics_and_plots_show(project):
-    metrics = run_in(project, "dvc", "metrics", "show", "--json").stdout
-    for name in ("lenet", "simple_cnn", "tiny_hed"):
-        assert f"models/{name}/eval.json" in metrics
+def test_dvc_metrics_show_is_one_row_per_model_with_the_comparable_columns(project):
+    """`dvc metrics show` as the README gives it: a row per model, the same dozen columns, nothing that
+    fails to load; summaries and timings stay plain outputs that a named target still shows."""
+    from inspectcnn.evaluation import SCORE_KEYS
+
+    shown = run_in(project, "dvc", "metrics", "show")
+    assert "failed to load" not in shown.stdout + shown.stderr
+    lines = [line.split() for line in shown.stdout.splitlines() if line.strip()]
+    assert lines[0] == ["Path", *sorted(SCORE_KEYS)]
+    assert sorted(row[0] for row in lines[1:]) == sorted(f"models/{name}/scores.json"
+                                                       for name in ("ensemble", "lenet", "simple_cnn", "tiny_hed"))
+    assert all(len(row) == len(SCORE_KEYS) + 1 for row in lines[1:])
+    for name in ("lenet", "tiny_hed"):  # the same numbers as the full evaluation
+        scores = json.loads((project / "models" / name / "scores.json").read_text())
+        assert scores["accuracy"] == round(_eval(project, name)["accuracy"], 4)
+        assert scores["val_roc_auc"] == round(_eval(project, name)["val"]["roc_auc"], 4)
+    export = json.loads(run_in(project, "dvc", "metrics", "show", "reports/export.json", "--json").stdout)
+    assert "reports/export.json" in json.dumps(export)
     plots = run_in(project, "dvc", "plots", "show", "--json").stdout
     assert "models/lenet/roc.csv" in plots and "models/lenet/history.csv" in plots
 
@@ -137,8 +151,8 @@ def test_export_stage_writes_checked_files_and_the_model_card(project):
     for name in ("model.onnx", "model_int8.onnx", "model.xml", "model.bin", "model_float16.tflite", "model_int8.tflite",
                  "inference.json"):
         assert (project / "reports" / "export" / name).is_file(), name
-    metrics = run_in(project, "dvc", "metrics", "show", "--json").stdout
-    assert "reports/export.json" in metrics
+    run_summary = run_in(project, "python", "-m", "inspectcnn.run_summary").stdout  # the end of `make run`
+    assert "Export: 5 format(s) ok in reports/export/" in run_summary and "FAILED" not in run_summary
     card = (project / "reports" / "model_card.md").read_text()
     threshold = _eval(project, summary["champion"])["threshold"]
     for text in (f"Model card: {summary['champion']}", f"Threshold {threshold:.4f}", "## Known failure modes",
@@ -268,3 +282,42 @@ def test_report_html_is_a_valid_document_a_browser_renders_whole(project):
     for heading in ("Ranking (by roc_auc)", "Deployment: the champion exported", "Data health",
                     "Error gallery: where the champion goes wrong", "Per-group results"):
         assert heading in headings, (heading, headings)
+
+
+def test_make_ui_opens_a_browser_on_the_runs_table_with_the_project_runs(project):
+    """`make ui`'s URL, in headless Chromium: the Runs table with the runs the pipeline logged (Dataset column),
+    not MLflow's GenAI overview."""
+    from mlflow.tracking import MlflowClient
+
+    from browser import browser_page, mlflow_ui
+
+    store = f"sqlite:///{project / 'mlflow.db'}"
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("tiny")
+    names = sorted({r.info.run_name for r in client.search_runs([experiment.experiment_id])})
+    assert {"train@lenet", "transfer@tiny_hed", "evaluate@ensemble"} <= set(names)
+    with mlflow_ui(project, store) as (url, _), browser_page() as page:
+        assert url.endswith(f"#/experiments/{experiment.experiment_id}?workflowType=machine_learning")
+        page.goto(url)
+        page.get_by_text("train@lenet", exact=True).first.wait_for(timeout=90_000)
+        text = page.inner_text("body")
+        missing = [name for name in names if name not in text]
+        assert not missing, f"runs not in the table: {missing}"
+        assert "Run Name" in text and "Dataset" in text and "folder-prepared-32px" in text
+        assert f"{len(names)} matching runs" in text
+        assert "Detect Issues" not in text  # the GenAI overview's page
+
+
+def test_the_report_renders_in_a_browser_with_every_figure_shown_and_nothing_overflowing(project):
+    from browser import LAYOUT_CHECK, browser_page
+
+    for width in (1280, 800):
+        with browser_page(width=width) as page:
+            page.goto((project / "reports" / "report.html").as_uri())
+            found = page.evaluate(LAYOUT_CHECK)
+        assert len(found["images"]) >= 5
+        empty = [image["alt"] for image in found["images"] if not image["natural"] or not image["shown"]]
+        assert not empty, f"figures with no size at {width} px: {empty}"
+        assert not found["overflowing"], f"at {width} px: " + "\n".join(found["overflowing"][:10])
+    html = (project / "reports" / "report.html").read_text()
+    assert "Exported to reports/export/ in every format asked for" in html  # the summary box

@@ -17,14 +17,14 @@ SWEEP_PARAMS = (TINY_PARAMS.replace("  simple_cnn: {learning_rate: 0.001}\n", ""
 
 
 def _experiments(show: list[dict]) -> list[dict]:
-    """(learning rate, eval.json) of each experiment in `dvc exp show --json`."""
+    """(learning rate, scores.json) of each experiment in `dvc exp show --json`."""
     found = []
     for commit in show:
         for experiment in commit.get("experiments") or []:
             for revision in experiment.get("revs") or []:
                 data = revision.get("data") or {}
                 params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-                metrics = data.get("metrics", {}).get("models/lenet/eval.json", {}).get("data", {})
+                metrics = data.get("metrics", {}).get("models/lenet/scores.json", {}).get("data", {})
                 found.append({"learning_rate": params.get("models", {}).get("lenet", {}).get("learning_rate"),
                               "roc_auc": metrics.get("roc_auc"), "name": revision.get("name")})
     return found

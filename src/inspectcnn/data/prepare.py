@@ -176,7 +176,8 @@ def _decode_all(items: list[Item], config: DataConfig, pool_path: Path, seed: in
     offsets: list[int] = []  # where each decoded item's resized pixels start in the pool
     bad: list[BadImageError] = []
     with pool_path.open("wb") as pool, ThreadPoolExecutor(config.workers) as executor:
-        progress = tqdm(total=len(items), desc="prepare: decode", unit="img", mininterval=2.0)
+        progress = tqdm(total=len(items), desc="prepare: decode", unit="img", mininterval=2.0,
+                        disable=None)  # a bar only on a terminal
         for chunk in _chunks((items[i] for i in order), 256):
             for result in executor.map(lambda item: _decode_one(item, config), chunk):
                 if isinstance(result, BadImageError):
@@ -310,7 +311,7 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
     hashes, means, stds = [], [], []  # data health, on the stored pixels
     try:
         for row, pixels in zip(rows, tqdm(_read_pool(work / "pool.bin", offsets, shape), total=len(rows),
-                                          desc="prepare: write", unit="img", mininterval=2.0)):
+                                          desc="prepare: write", unit="img", mininterval=2.0, disable=None)):
             shards[row["split"]].write(pixels, row["label"], row["id"], row["group"])
             if config.near_duplicate_bits >= 0:
                 hashes.append(health.phash(pixels))

@@ -84,6 +84,7 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path,
         for i, g, a, p, q in zip(test.ids, test.groups, test.labels, test.probabilities, predicted)
     ])
     write_metrics(model_dir / "eval.json", results)
+    write_metrics(model_dir / "scores.json", evaluation.scores(results))  # dvc metrics show: a row per model
     write_metrics(model_dir / "eval_run.json", latency)
     results["cost"].update(latency)
     run_id = _log_to_mlflow(name, params, training.get("mlflow_run_id"), results, model_dir, val_path,

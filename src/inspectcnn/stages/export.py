@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from inspectcnn import paths
@@ -41,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=paths.EXPORT, help="the exported files")
     parser.add_argument("--metrics", type=Path, default=paths.EXPORT_METRICS)
     args = parser.parse_args(argv)
-    result = run_stage("export", lambda: run(load_params(args.params), args.models, args.prepared, args.out,
-                                             args.metrics))
+    params = run_stage("export", lambda: load_params(args.params))
+    result = run_stage("export", lambda: run(params, args.models, args.prepared, args.out, args.metrics))
     lines = [f"export: {result['champion']} at threshold {result['threshold']:.3f}, checked on "
              f"{result['test_count']} test images:"]
     for fmt, row in result["formats"].items():
@@ -52,6 +53,15 @@ def main(argv: list[str] | None = None) -> None:
         elif fmt != "keras":
             lines.append(f"  {fmt:15s} {row['status'].upper()}: {row.get('error') or row.get('reason')}")
     print("\n".join(lines))
+    from inspectcnn.export import problems
+
+    failed = problems(result)["failed"]
+    if failed and params.export.on_failure == "fail":
+        print(f"export: error: {len(failed)} format(s) failed to export (export.on_failure: fail):\n  "
+              + "\n  ".join(failed) + f"\nThe other formats are in {args.out}/ and every row in {args.metrics}. "
+              "Fix the cause and run again, or set export.on_failure: warn to finish the pipeline without them "
+              "(the report and the end of `make run` then name them).", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+"""What `make run` prints at its end: the champion, where to look, and every export format that did not come
+out (failed, skipped, outside its tolerance), so that a lost deployment format cannot scroll by unseen.
+
+``python -m inspectcnn.run_summary [--reports reports]``; exit status 0 (the pipeline itself already failed
+loudly where ``export.on_failure: fail`` says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def summary_lines(reports: Path) -> list[str]:
+    from inspectcnn.export import problems
+
+    lines = []
+    summary_file, export_file = reports / "summary.json", reports / "export.json"
+    if summary_file.is_file():
+        summary = json.loads(summary_file.read_text())
+        rule = summary.get("rank_by", "")
+        lines.append(f"Champion: {summary.get('champion')} (test {rule} {summary.get('champion_' + rule, 0):.3f}, "
+                     f"accuracy {summary.get('champion_accuracy', 0):.3f})"
+                     + (f", registered as {summary['registered']}" if summary.get("registered") else ""))
+    if not export_file.is_file():
+        lines.append("Export: NOT RUN (reports/export.json is missing): dvc repro export")
+    else:
+        result = json.loads(export_file.read_text())
+        found = problems(result)
+        ok = [f for f, row in result.get("formats", {}).items() if f != "keras" and row.get("status") == "ok"]
+        lines.append(f"Export: {len(ok)} format(s) ok in reports/export/ ({', '.join(ok) or 'none'})")
+        for kind, title in (("failed", "FAILED"), ("skipped", "SKIPPED"), ("missed", "OUTSIDE TOLERANCE")):
+            lines.extend(f"  {title}: {line}" for line in found[kind])
+    lines += ["", "Look at: reports/report.html (comparison, error gallery, data health), reports/model_card.md,",
+              "reports/export/ (the champion as ONNX / OpenVINO / LiteRT), make ui (MLflow runs), "
+              ".venv/bin/dvc metrics show (one row per model)."]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reports", type=Path, default=Path("reports"))
+    args = parser.parse_args(argv)
+    print("\n".join(["", "Done.", *summary_lines(args.reports)]))
+
+
+if __name__ == "__main__":
+    main()
