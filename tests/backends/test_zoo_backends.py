@@ -33,6 +33,7 @@ def references(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # trains every architecture under two more backends (minutes)
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_every_architecture_predicts_alike_and_trains_under(backend, references):
     pytest.importorskip(backend)
