@@ -11,20 +11,24 @@ import warnings
 from helpers import tiny_prepared
 
 
-def test_the_prepared_data_is_logged_with_an_explicit_source_and_declared_types_and_no_warning(tmp_path):
+def test_the_prepared_data_is_logged_with_an_explicit_source_and_declared_types_and_no_warning(tmp_path,
+                                                                                               monkeypatch):
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from inspectcnn.tracking import prepared_dataset
 
     prepared = tiny_prepared(tmp_path / "project")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    mlflow.set_tracking_uri(store)
+    experiment = MlflowClient(store).create_experiment("dataset")  # not the process's last active experiment
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # MLflow's "interpreted in multiple ways" and integer hints
         dataset = prepared_dataset(prepared)
-        with mlflow.start_run() as run:
+        with mlflow.start_run(experiment_id=experiment) as run:
             mlflow.log_input(dataset, context="training")
-    logged = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs[0].dataset
+    logged = MlflowClient(store).get_run(run.info.run_id).inputs.dataset_inputs[0].dataset
     assert logged.name == "folder-prepared-24px" and logged.source_type == "local"
     assert str((prepared / "manifest.csv").resolve()) in logged.source
     columns = {c["name"]: c["type"] for c in __import__("json").loads(logged.schema)["mlflow_colspec"]}

@@ -54,10 +54,14 @@ def test_project_models_load_in_safe_mode(tmp_path):
 
 
 def test_mlflow_ui_binds_to_localhost_unless_told_otherwise():
+    from inspectcnn.ui import server_command
+
     default = subprocess.run(["make", "-n", "ui"], cwd=REPO, capture_output=True, text=True).stdout
-    assert re.search(r"mlflow ui .*--host 127\.0\.0\.1\b", default)
+    assert re.search(r"inspectcnn\.ui .*--host 127\.0\.0\.1\b", default)
     other = subprocess.run(["make", "-n", "ui", "HOST=0.0.0.0"], cwd=REPO, capture_output=True, text=True).stdout
-    assert re.search(r"mlflow ui .*--host 0\.0\.0\.0\b", other)
+    assert re.search(r"inspectcnn\.ui .*--host 0\.0\.0\.0\b", other)
+    command, _ = server_command("sqlite:///x.db", "127.0.0.1", 5000)  # and the server it starts binds there
+    assert command[command.index("--host") + 1] == "127.0.0.1"
 
 
 def test_credentials_in_the_tracking_uri_are_redacted():
