@@ -57,7 +57,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         root = make_project(args.keep or Path(scratch) / "project", PARAMS, images={"ok": 40, "defect": 24})
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        env.update(PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", PYTHONPATH=str(root / "src"))
+        env["PYTHONPATH"] = str(root / "src")
         start = time.monotonic()
         result = subprocess.run(["dvc", "repro"], cwd=root, env=env, capture_output=True, text=True)
         log = result.stdout + result.stderr

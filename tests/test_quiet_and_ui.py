@@ -3,6 +3,7 @@ warning, converters' native lines held back while a real line still shows, and t
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def test_the_prepared_data_is_logged_with_an_explicit_source_and_declared_types_
     logged = MlflowClient(store).get_run(run.info.run_id).inputs.dataset_inputs[0].dataset
     assert logged.name == "folder-prepared-24px" and logged.source_type == "local"
     assert str((prepared / "manifest.csv").resolve()) in logged.source
-    columns = {c["name"]: c["type"] for c in __import__("json").loads(logged.schema)["mlflow_colspec"]}
+    columns = {c["name"]: c["type"] for c in json.loads(logged.schema)["mlflow_colspec"]}
     assert columns["label"] == "long" and columns["id"] == "string" and columns["split"] == "string"
 
 

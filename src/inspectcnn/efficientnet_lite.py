@@ -69,7 +69,12 @@ def _rebuild_tensor(storage, offset, size, stride, *_unused):
 
 
 class _Restricted(pickle.Unpickler):
-    """Resolves only the globals a state dict of tensors needs; everything else is refused."""
+    """Resolves only the globals a state dict of tensors needs; everything else is refused. Each storage
+    record met is noted in ``dtypes`` (storage key -> NumPy dtype)."""
+
+    def __init__(self, handle, dtypes: dict[str, np.dtype] | None = None):
+        super().__init__(handle)
+        self.dtypes = {} if dtypes is None else dtypes
 
     def find_class(self, module: str, name: str):
         if (module, name) == ("collections", "OrderedDict"):
@@ -83,7 +88,8 @@ class _Restricted(pickle.Unpickler):
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and pid[1] in _STORAGE_DTYPES):
             raise CheckpointError(f"unexpected persistent record {str(pid)[:80]}")
-        return {"dtype": pid[1], "key": str(pid[2]), "numel": int(pid[4])}
+        self.dtypes[str(pid[2])] = np.dtype(_STORAGE_DTYPES[pid[1]])
+        return str(pid[2])
 
 
 def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
@@ -95,23 +101,22 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
         info = _Restricted(handle).load()
         if not info.get("little_endian", False):
             raise CheckpointError(f"{path}: big-endian checkpoints are not supported")
-        state = _Restricted(handle).load()
+        dtypes: dict[str, np.dtype] = {}
+        state = _Restricted(handle, dtypes).load()
         keys = _Restricted(handle).load()
-        records = {}
-        for value in state.values():
-            if isinstance(value, tuple) and value[0] == "tensor":
-                records[value[1]["key"]] = value[1]
         storages = {}
         for key in keys:
+            if key not in dtypes:
+                raise CheckpointError(f"{path}: storage {key} has no record in the state dict")
             (count,) = struct.unpack("<q", handle.read(8))
-            dtype = np.dtype(_STORAGE_DTYPES[records[key]["dtype"]] if key in records else np.float32)
+            dtype = dtypes[key]
             data = handle.read(count * dtype.itemsize)
             if len(data) != count * dtype.itemsize:
                 raise CheckpointError(f"{path}: truncated storage {key}")
             storages[key] = np.frombuffer(data, dtype=dtype)
     arrays = {}
     for name, (_, storage, offset, size, stride) in state.items():
-        flat = storages[storage["key"]]
+        flat = storages[storage]
         itemsize = flat.dtype.itemsize
         arrays[name] = np.lib.stride_tricks.as_strided(flat[offset:], shape=size,
                                                        strides=tuple(s * itemsize for s in stride)).copy()
@@ -150,9 +155,9 @@ def build(variant: str = "efficientnet_lite0", input_shape: tuple[int, int, int]
 
     def conv_bn(x, filters, kernel, stride, prefix, activation=True, depthwise=False):
         if depthwise:
-            x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{prefix}")(x)
+            x = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=prefix)(x)
         else:
-            x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{prefix}")(x)
+            x = layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=prefix)(x)
         x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=f"{prefix}_bn")(x)
         return layers.ReLU(6.0, name=f"{prefix}_relu6")(x) if activation else x
 

@@ -484,6 +484,7 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
     test_levels = annotated_levels(prepared_dir)
     models = load_models(entries, models_dir)
     export = read_metrics(export_path) if export_path and export_path.is_file() else None
+    export_problems = exporting.problems(export)  # empty lists when nothing was exported
     if export and export.get("champion") != champion:
         raise ValueError(f"{export_path} exported {export.get('champion')}, but the champion is {champion}: "
                          "run the export stage again (dvc repro export)")
@@ -515,7 +516,7 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
         "significance": significance(entries, rows, rank_by, params.evaluate.bootstrap, params.seed),
         "levels": level_table(entries, rows),
         "export": export,
-        "export_problems": exporting.problems(export) if export else None,
+        "export_problems": export_problems,
         "gallery": error_gallery(by_name[champion], models[champion], prepared_dir, params.report.error_gallery,
                                  test_levels) if params.report.error_gallery else {"rows": [], "image": None},
         "level_confusion": confusion_by_level(by_name[champion], test_levels),
@@ -540,7 +541,6 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
     summary = {"champion": champion, "rank_by": rank_by, "champion_" + rank_by: rows[0][rank_by],
                "champion_accuracy": rows[0]["accuracy"], "registered": registered or "", "models": len(rows),
                "champion_ci95": rows[0]["ci95"],
-               "export_problems": exporting.problems(export) if export else {"failed": [], "skipped": [],
-                                                                             "missed": []}}
+               "export_problems": export_problems}
     write_metrics(out_dir / "summary.json", summary)
     return summary

@@ -290,6 +290,7 @@ def prepared_dataset(prepared: Path):
     guess the kind of), the manifest's SHA-256 as digest, and its columns' types declared from the manifest's
     own dtypes (integer columns stay integers; no schema inference, which warns on every integer column)."""
     import hashlib
+    import io
     import json
 
     import pandas as pd
@@ -299,14 +300,15 @@ def prepared_dataset(prepared: Path):
 
     manifest_path = (prepared / "manifest.csv").resolve()
     meta = json.loads((prepared / "meta.json").read_text())
-    manifest = pd.read_csv(manifest_path, dtype={"id": str})
+    raw = manifest_path.read_bytes()
+    manifest = pd.read_csv(io.BytesIO(raw), dtype={"id": str})
     kinds = {"i": DataType.long, "u": DataType.long, "f": DataType.double, "b": DataType.boolean}
     schema = Schema([ColSpec(kinds.get(dtype.kind, DataType.string), str(name))
                      for name, dtype in manifest.dtypes.items()])
     local = next(cls for cls in get_registered_sources() if cls.__name__ == "LocalArtifactDatasetSource")
     return MetaDataset(local(str(manifest_path)),
                        name=f"{meta.get('source', 'data')}-prepared-{meta.get('image_size')}px",
-                       digest=hashlib.sha256(manifest_path.read_bytes()).hexdigest()[:16], schema=schema)
+                       digest=hashlib.sha256(raw).hexdigest()[:16], schema=schema)
 
 
 def log_dataset(prepared: Path, context: str) -> None:

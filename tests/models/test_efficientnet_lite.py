@@ -6,6 +6,7 @@ them, and agrees with an independent PyTorch forward pass of the same checkpoint
 from __future__ import annotations
 
 import io
+import math
 import pickle
 
 import numpy as np
@@ -82,8 +83,6 @@ def test_the_port_agrees_with_a_pytorch_forward_pass_of_the_same_checkpoint(mode
         x = F.batch_norm(x, state[f"{bn}.running_mean"], state[f"{bn}.running_var"], state[f"{bn}.weight"],
                          state[f"{bn}.bias"], eps=1e-3)
         return F.relu6(x) if act else x
-
-    import math
 
     x = torch.from_numpy(lite.preprocess(photographs)).permute(0, 3, 1, 2)
     with torch.no_grad():
