@@ -86,7 +86,7 @@ def unpack(pack: Path, out: Path) -> Path:
     """The carried JPEG pack as a prepared folder (uint8 NumPy shards, <split>.csv, meta.json, manifest.csv)."""
     from PIL import Image
 
-    from inspectcnn.data.prepare import STORAGE_FORMAT
+    from inspectcnn.data.store import STORAGE_FORMAT
 
     with zipfile.ZipFile(pack) as archive:
         rows = list(csv.DictReader(io.StringIO(archive.read("index.csv").decode())))
@@ -165,7 +165,7 @@ def scratch_pair(arch: str, args, prepared: Path, work: Path) -> dict:
     result = train(arch, config, prepared, work / f"out-{arch}", seed=42, work_dir=work / f"work-{arch}",
                    callbacks=[timer])
     project_wall = time.perf_counter() - started
-    from inspectcnn.data.prepare import read_meta
+    from inspectcnn.data.store import read_meta
 
     train_count = int(read_meta(prepared)["splits"]["train"]["count"])
     row = {"arch": arch, "precision": result.metrics["precision_policy"], "batch": args.batch,

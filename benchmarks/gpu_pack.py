@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from inspectcnn import paths  # noqa: E402
-from inspectcnn.data.prepare import read_meta  # noqa: E402
+from inspectcnn.data.store import read_meta  # noqa: E402
 
 WHEELS = ["keras==3.15.1", "namex==0.1.0", "optree==0.20.0", "pydantic==2.14.4", "pydantic-core==2.50.5",
           "annotated-types==0.8.0", "typing-inspection==0.4.5", "typing-extensions==4.16.0"]

@@ -36,7 +36,7 @@ from pipeline_overhead import bare_fit, compare, in_memory, project_fit  # noqa:
 
 from inspectcnn import paths  # noqa: E402
 from inspectcnn.config import load_params  # noqa: E402
-from inspectcnn.data.prepare import read_meta  # noqa: E402
+from inspectcnn.data.store import read_meta  # noqa: E402
 from inspectcnn.training import class_weights, configure_precision, train_labels  # noqa: E402
 
 

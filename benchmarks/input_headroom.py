@@ -31,7 +31,7 @@ from zoo_throughput import measure  # noqa: E402
 from inspectcnn import paths  # noqa: E402
 from inspectcnn.config import load_params  # noqa: E402
 from inspectcnn.data.dataset import load_split  # noqa: E402
-from inspectcnn.data.prepare import read_meta  # noqa: E402
+from inspectcnn.data.store import read_meta  # noqa: E402
 
 
 def input_rate(config, prepared: Path, channels: int, epochs: int, seed: int) -> tuple[float, float]:

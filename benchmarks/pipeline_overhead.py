@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from inspectcnn import paths, tracking  # noqa: E402
 from inspectcnn.config import load_params  # noqa: E402
 from inspectcnn.data.dataset import load_split  # noqa: E402
-from inspectcnn.data.prepare import read_meta  # noqa: E402
+from inspectcnn.data.store import read_meta  # noqa: E402
 from inspectcnn.models import build_model  # noqa: E402
 from inspectcnn.training import (  # noqa: E402
     make_optimizer, train_labels, class_weights, configure_precision, train,

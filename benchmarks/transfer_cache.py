@@ -19,7 +19,7 @@ import keras
 from inspectcnn import paths
 from inspectcnn.config import TransferConfig
 from inspectcnn.data.dataset import load_split
-from inspectcnn.data.prepare import read_meta
+from inspectcnn.data.store import read_meta
 from inspectcnn.transfer import build_transfer_model, extract_features, head_model, load_base, set_trainable
 
 

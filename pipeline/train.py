@@ -1,6 +1,25 @@
-"""``python -m pipeline.train``: the DVC stage `train@<entry>` (:mod:`inspectcnn.stages.train`)."""
+"""DVC stage `train@<entry>`: train one models entry of params.yaml from scratch, tracked in MLflow."""
 
-from inspectcnn.stages.train import main
+from __future__ import annotations
+
+from inspectcnn import paths
+from inspectcnn.cli_support import entry_parser, run_stage
+from inspectcnn.config import load_params
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = entry_parser(__doc__, "models").parse_args(argv)
+
+    def work():
+        from inspectcnn.training.tracked import train_entry
+
+        params = load_params(args.params)
+        return train_entry(args.name, params, args.prepared, args.out or paths.model_dir(args.name))
+
+    metrics = run_stage(f"train@{args.name}", work)
+    print(f"train@{args.name}: best val AUC {metrics.get('best_val_auc', float('nan')):.4f} "
+          f"after {metrics['epochs_run']} epochs, {metrics['train_images_per_s']:.1f} images/s")
+
 
 if __name__ == "__main__":
     main()

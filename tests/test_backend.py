@@ -41,9 +41,9 @@ def test_a_stage_module_runs_under_the_params_backend(tmp_path):
     """Importing a stage applies params.yaml's backend before the stage's own imports load Keras."""
     pytest.importorskip("jax")
     (tmp_path / "params.yaml").write_text("backend: jax\n")
-    code = "import inspectcnn.stages.evaluate, keras; print(keras.backend.backend())"
+    code = "import pipeline.evaluate, keras; print(keras.backend.backend())"
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}, timeout=300)
+                          env={"PYTHONPATH": f"{REPO / 'src'}:{REPO}", "PATH": "/usr/bin:/bin"}, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "jax"
 

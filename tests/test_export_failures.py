@@ -38,16 +38,17 @@ def test_problems_lists_failed_skipped_and_missed_formats_with_their_reasons():
 
 @pytest.mark.parametrize("policy, code", [("fail", 1), ("warn", None)])
 def test_the_export_stage_fails_on_a_failed_format_unless_told_to_warn(tmp_path, monkeypatch, capsys, policy, code):
-    from inspectcnn.stages import export as stage
+    import inspectcnn.export
+    from pipeline import export as stage
 
     params = tmp_path / "params.yaml"
     params.write_text(f"export: {{on_failure: {policy}}}\n")
 
-    def fake_run(params, models, prepared, out, metrics):
+    def fake_run(params, models, prepared, out, metrics, champion):
         metrics.write_text(json.dumps(result()))
         return result()
 
-    monkeypatch.setattr(stage, "run", fake_run)
+    monkeypatch.setattr(inspectcnn.export, "export_stage", fake_run)
     argv = ["--params", str(params), "--metrics", str(tmp_path / "export.json"), "--out", str(tmp_path / "export")]
     if code is None:
         stage.main(argv)
@@ -79,10 +80,10 @@ def test_the_end_of_make_run_names_every_format_that_did_not_come_out(tmp_path):
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "export.json").write_text(json.dumps(result()))
-    (reports / "summary.json").write_text(json.dumps({"champion": "lenet", "rank_by": "roc_auc",
+    (reports / "summary.json").write_text(json.dumps({"champion": "lenet", "select_by": "roc_auc", "champion_val": 0.93,
                                                       "champion_roc_auc": 0.91, "champion_accuracy": 0.85}))
     text = "\n".join(summary_lines(reports))
-    assert "Champion: lenet (test roc_auc 0.910, accuracy 0.850)" in text
+    assert "Champion: lenet (chosen on validation roc_auc 0.930; test ROC-AUC 0.910, accuracy 0.850)" in text
     assert "Export: 2 format(s) ok in reports/export/ (onnx, litert_int8)" in text
     assert f"FAILED: {SYMPY}" in text
     assert "SKIPPED: openvino: needs the Python package(s) openvino" in text

@@ -5,6 +5,7 @@ preprocessing and a runner per format on a tiny model; tracking.start_run's run 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,12 +38,22 @@ def test_the_pareto_front_keeps_only_models_nothing_beats_on_both_axes():
     assert front == {"big", "small", "tie"}
 
 
-def test_the_champion_sentence_names_the_runner_up_and_a_cheaper_alternative():
+def test_the_champion_sentence_gives_the_validation_rule_then_the_test_numbers():
     rows = report.ranking([entry("heavy", roc_auc=0.9, macs=10**9), entry("light", roc_auc=0.85, macs=10**6)],
                           "roc_auc")
-    sentence = report.champion_reason(rows, "roc_auc", report.pareto_front(
+    record = {"champion": "light", "select_by": "roc_auc", "value": 0.93,
+              "candidates": [{"model": "light", "value": 0.93}, {"model": "heavy", "value": 0.91}],
+              "runner_up": {"model": "heavy", "value": 0.91, "margin": 0.02}}
+    sentence = report.champion_reason(record, rows, report.pareto_front(
         {r["model"]: (r["accuracy"], r["macs"]) for r in rows}))
-    assert sentence.startswith("heavy has the highest test roc-auc (0.900), ahead of light (0.850)")
+    assert sentence.startswith("Chosen on validation: the highest validation roc-auc (0.930, as served with TTA "
+                               "flips) of 2 candidates, ahead of heavy (0.910).")
+    assert "On the test split, which took no part in the choice: accuracy 0.700 [0.650, 0.750]" in sentence
+
+
+def test_the_ranking_shows_validation_beside_test():
+    row = report.ranking([entry("a")], "roc_auc")[0]
+    assert "val_roc_auc" in row and "val_accuracy" in row
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +106,56 @@ def test_a_runner_per_format_gives_the_keras_probabilities(tiny_model, tmp_path,
     runner = serving.open_runner(path)
     assert runner.format == serving.format_of(path)
     assert np.allclose(runner.predict(batch), np.asarray(tiny_model.predict_on_batch(batch)).ravel(), atol=1e-5)
+
+
+def test_every_export_format_is_one_registry_entry_that_serving_can_open():
+    from inspectcnn import formats
+    from inspectcnn.config import EXPORT_FORMATS
+
+    assert tuple(formats.FORMATS) == EXPORT_FORMATS
+    for fmt in formats.FORMATS.values():
+        engine = formats.engine_of(Path(fmt.file))
+        assert engine is not None and engine.name == fmt.engine, fmt.name
+        assert serving.format_of(Path(fmt.file)) == fmt.engine
+
+
+def test_a_bare_pipeline_keras_file_is_served_with_its_tta_and_an_exported_copy_without(tiny_model, tmp_path):
+    bare = tmp_path / "models" / "m" / "model.keras"
+    bare.parent.mkdir(parents=True)
+    tiny_model.save(bare)
+    spec = serving.bare_spec(bare)
+    assert spec["threshold"] == 0.5 and spec["input"]["size"] == 16 and spec["tta"] == "none"
+    spec["tta"] = "flips"
+    batch = np.random.default_rng(1).random((3, 16, 16, 1), dtype=np.float32)
+    from inspectcnn import dihedral
+
+    flipped = np.mean([np.asarray(tiny_model.predict_on_batch(dihedral.view(batch, k))).ravel()
+                       for k in dihedral.TTA_VIEWS["flips"]], axis=0)
+    assert np.allclose(serving.served_runner(bare, spec).predict(batch), flipped, atol=1e-5)
+    exported = tmp_path / "export" / "model.keras"
+    exported.parent.mkdir()
+    tiny_model.save(exported)
+    serving.write_spec(spec, exported.parent)  # an exported copy: its TTA is inside the file already
+    plain = np.asarray(tiny_model.predict_on_batch(batch)).ravel()
+    assert np.allclose(serving.served_runner(exported, spec).predict(batch), plain, atol=1e-6)
+
+
+def test_stage_run_tags_every_run_the_same_way(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from inspectcnn import tracking
+    from inspectcnn.config import parse_params
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    params = parse_params({"mlflow": {"experiment": "stage-units"}})
+    with tracking.stage_run("evaluate@m", "evaluate", params, {"entry": "m"}, tags={"entry": "m"}) as run:
+        run_id = run.run_id
+    tags = MlflowClient(store).get_run(run_id).data.tags
+    assert tags["dvc_stage"] == "evaluate@m" and tags["kind"] == "evaluate" and tags["entry"] == "m"
+    assert tags["params_hash"] == tracking.params_hash({"entry": "m"})
+    assert {"git_commit", "device", "keras_version", "python_version"} <= set(tags)
+    assert tags["mlflow.runName"] == "evaluate@m"
 
 
 def test_an_unknown_format_and_a_missing_file_are_named(tmp_path):

@@ -114,7 +114,32 @@ def test_the_ensemble_stage_depends_on_every_validation_prediction_and_nothing_o
     depends on a test-split output, and no evaluate stage writes its own file where it would feed itself."""
     config = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     _, deps = stages()["ensemble"]
-    data_deps = [dep for dep in deps if not dep.startswith("src/")]
+    data_deps = [dep for dep in deps if not dep.startswith(("src/", "pipeline/"))]
     assert data_deps == ["data/val_predictions"]
     assert "data/val_predictions/${key}.csv" in str(config["evaluate"]["do"]["outs"])
     assert "models/ensemble/val_predictions.csv" in str(config["evaluate_ensemble"]["outs"])
+
+
+def test_every_stage_runs_a_pipeline_module_that_forwards_to_the_library():
+    """One stage layer: dvc.yaml calls ``python -m pipeline.<module>`` for every stage, and each of those
+    modules is an argument parser plus one call into inspectcnn (no stage imports another stage)."""
+    for stage, (entry, _) in stages().items():
+        assert entry.startswith("pipeline."), f"{stage} runs {entry}, not a pipeline/ module"
+        path = module_file(entry)
+        imports = imported_names(path)
+        assert not any(name.startswith("pipeline.") for name in imports), f"{entry} imports another stage"
+        tree = ast.parse(path.read_text())
+        functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+        assert functions == ["main"], f"{entry} defines {functions}: the work belongs in the library"
+    assert not (REPO / "src" / "inspectcnn" / "stages").exists()
+
+
+def test_the_export_stage_does_not_depend_on_the_report():
+    """The champion is read from reports/champion.json: editing the report, its figures or its templates
+    does not rerun the (long) export stage."""
+    _, deps = stages()["export"]
+    assert "reports/champion.json" in deps
+    for name in ("report.py", "gradcam.py", "model_card.py", "templates", "plots.py"):
+        assert f"src/inspectcnn/{name}" not in deps
+    _, report_deps = stages()["report"]
+    assert "reports/champion.json" in report_deps and "reports/export.json" in report_deps

@@ -41,8 +41,9 @@ def test_errors_module_imports_nothing():
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
 
 
-@pytest.mark.parametrize("module", ["config", "data.images", "data.sources", "data.prepare", "models.registry",
-                                    "models.saving", "tracking", "training.runtime", "transfer"])
+@pytest.mark.parametrize("module", ["config", "data.images", "data.sources", "data.store", "models.registry",
+                                    "models.saving", "tracking", "training.runtime", "transfer.backbone", "champion",
+                                    "ensemble", "export", "serving"])
 def test_every_error_class_is_a_user_error(module):
     import importlib
 

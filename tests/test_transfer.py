@@ -84,7 +84,7 @@ def test_saved_transfer_model_loads_in_safe_mode(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_every_backbone_in_the_table_builds_and_has_its_default_finetune_layer(name):
-    from inspectcnn.transfer import _application
+    from inspectcnn.transfer import backbone_base as _application
 
     entry = BACKBONES[name]
     base = _application(name, 96, None)
@@ -217,3 +217,33 @@ def test_lite_weights_and_lite_backbones_go_together():
     with pytest.raises(ConfigError, match="take weights imagenet-lite"):
         parse_params({"transfer": {"x": {"backbone": "resnet50", "weights": "imagenet-lite"}}})
     assert parse_params({"transfer": {"x": {"backbone": "efficientnet_lite2", "weights": "imagenet-lite"}}})
+
+
+def test_the_phases_of_a_transfer_entry_are_one_list_in_order():
+    from inspectcnn.config import TransferConfig
+    from inspectcnn.transfer import Phase, phases
+
+    config = TransferConfig(frozen_epochs=2, learning_rate=1e-3, finetune_epochs=3, finetune_learning_rate=1e-4,
+                            finetune_from="block5_conv1")
+    assert phases(config) == [Phase("frozen", 2, 1e-3, None, 0), Phase("finetune", 3, 1e-4, "block5_conv1", 2)]
+    whole = TransferConfig(frozen_epochs=0, finetune_epochs=4, finetune_from="block1_conv1")
+    assert [(p.name, p.first_epoch, p.trainable_from) for p in phases(whole)] == [("finetune", 0, "block1_conv1")]
+
+
+def test_load_or_compute_computes_once_and_reads_back(tmp_path):
+    import numpy as np
+
+    from inspectcnn.transfer import load_or_compute
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return tuple(np.full(3, i, dtype=np.float32) for i in range(4))
+
+    timings = {}
+    first = load_or_compute(tmp_path / "features.npz", compute, timings)
+    second = load_or_compute(tmp_path / "features.npz", compute)
+    assert len(calls) == 1 and "feature_extraction_s" in timings
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not list(tmp_path.glob(".*tmp*"))

@@ -2,7 +2,7 @@
 
 Keras reads its backend once, when it is first imported, from ``KERAS_BACKEND``. Every stage applies
 params.yaml's choice before anything imports Keras (:func:`apply_from_params`, called when the package
-``inspectcnn.stages`` is imported, i.e. before the stage module's own imports run). Everything else
+``pipeline`` is imported, i.e. before the stage module's own imports run). Everything else
 in the project is written against Keras alone; the few places a backend shows through each live in
 one small module with a branch per backend:
 

@@ -66,16 +66,14 @@ def predict(model_ref: str, targets: list[str], out: Path, threshold: float | No
             if serving.format_of(path) != "keras":
                 raise serving.ServingError(f"{path}: no {serving.SPEC_FILE} beside it; an exported model needs the "
                                            "inference spec it was exported with (threshold, input size)")
-            spec = _bare_spec(path)
+            spec = serving.bare_spec(path)
             log.warning("%s: no %s or eval.json beside it: threshold 0.5 and a single resize to the model's input "
                         "(not necessarily what it was trained with)", path, serving.SPEC_FILE)
         else:
             log.info("threshold %.3f, input %s from %s", spec["threshold"], spec["preprocessing"], origin)
         if threshold is None:
             threshold = float(spec["threshold"])
-        # a .keras file of the pipeline is served with the test-time augmentation it was evaluated with
-        runner = serving.open_runner(path, tta=spec.get("tta", "none") if path.suffix == ".keras" and
-                                     not (path.parent / serving.SPEC_FILE).is_file() else "none")
+        runner = serving.served_runner(path, spec)
         positive = spec["classes"][1]
         rows, batch, names = [], [], []
 
@@ -101,19 +99,6 @@ def predict(model_ref: str, targets: list[str], out: Path, threshold: float | No
     for problem in problems:
         log.warning("skipped %s", problem)
     return {"scored": len(rows), "skipped": problems, "threshold": threshold, "positive_class": positive}
-
-
-def _bare_spec(path: Path) -> dict:
-    """A model file with nothing beside it: its own input size, one resize, threshold 0.5."""
-    from inspectcnn import serving
-    from inspectcnn.models.saving import load_model
-
-    model = load_model(path)
-    size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
-    return serving.inference_spec(model=path.stem, threshold=0.5, threshold_rule="default 0.5, not chosen",
-                                  size=size, channels=channels, stored_size=size,
-                                  color_mode="grayscale" if channels == 1 else "rgb",
-                                  classes=["negative", "positive"], tta="none")
 
 
 def main(argv: list[str] | None = None) -> None:

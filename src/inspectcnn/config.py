@@ -249,6 +249,9 @@ class HealthConfig(_Frozen):
 class ReportConfig(_Frozen):
     """The ``report:`` section: ranking, champion and Grad-CAM figures."""
 
+    # the champion (exported, registered, described): the highest VALIDATION value of this metric, with TTA
+    select_by: Literal["roc_auc", "pr_auc", "f1", "balanced_accuracy", "accuracy"] = "roc_auc"
+    # the order of the report's tables (test metrics, for reading only: never used to choose)
     rank_by: Literal["roc_auc", "pr_auc", "f1", "balanced_accuracy", "accuracy"] = "roc_auc"
     gradcam_per_category: int = Field(2, ge=0, le=10)  # true/false positives, false negatives per model
     error_gallery: int = Field(8, ge=0, le=48)  # the champion's worst test errors shown with Grad-CAM (0: none)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
-from inspectcnn.config import EnsembleConfig
+from inspectcnn.config import EnsembleConfig, Params
 from inspectcnn.errors import UserError
 
 
@@ -67,6 +67,21 @@ def select(labels: np.ndarray, probabilities: dict[str, np.ndarray], config: Ens
     return {name: counts[name] / len(picks) for name in names if counts[name]}
 
 
+def crossfit_scores(labels: np.ndarray, probabilities: dict[str, np.ndarray], config: EnsembleConfig, seed: int,
+                    folds: int = 5) -> dict[str, float]:
+    """Out-of-fold validation scores of the selection itself: members and weights chosen on four fifths of
+    the validation cells score the fifth left out, for each fifth in turn. What the ensemble's own
+    validation score would be were it not chosen on the same cells (the champion is compared on this)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = max(2, min(folds, int(np.bincount(labels).min())))
+    mixed = np.zeros(len(labels))
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels):
+        weights = select(labels[fit], {name: p[fit] for name, p in probabilities.items()}, config)
+        mixed[held] = sum(weight * probabilities[name][held] for name, weight in weights.items())
+    return {metric: round(float(score(labels, mixed)), 6) for metric, score in SCORES.items()}
+
+
 def score_of(labels: np.ndarray, probabilities: dict[str, np.ndarray], weights: dict[str, float], metric: str) -> float:
     mixed = sum(weight * probabilities[name] for name, weight in weights.items())
     return float(SCORES[metric](labels, mixed))
@@ -96,3 +111,47 @@ def build(members: dict[str, "keras.Model"], weights: dict[str, float]):  # noqa
         outputs.append(y)
     mixed = outputs[0] if len(outputs) == 1 else layers.Add(name="weighted_mean", dtype="float32")(outputs)
     return keras.Model(image, mixed, name="ensemble")
+
+
+def ensemble_entry(params: Params, models_dir: Path, out_dir: Path, val_predictions: Path | None = None) -> dict:
+    """Select members on validation, build and save the ensemble model; its metrics (validation only)."""
+    import time
+
+    from inspectcnn import paths, tracking
+    from inspectcnn.config import ENSEMBLE
+    from inspectcnn.dvc_outputs import write_split_metrics
+    from inspectcnn.models.saving import load_model
+
+    val_predictions = val_predictions or paths.VAL_PREDICTIONS
+
+    config = params.ensemble
+    started = time.perf_counter()
+    _, labels, probabilities = read_val_predictions(val_predictions, params.ensemble_candidates())
+    weights = select(labels, probabilities, config)
+    members = {name: load_model(models_dir / name / "model.keras") for name in weights}
+    model = build(members, weights)
+    alone = {name: round(float(SCORES[config.metric](labels, p)), 4) for name, p in probabilities.items()}
+    metrics = {
+        "members": {name: round(w, 4) for name, w in weights.items()},
+        f"val_{config.metric}_members": alone,
+        f"val_{config.metric}": round(score_of(labels, probabilities, weights, config.metric), 4),
+        # out-of-fold: the selection scored on validation cells it did not choose on (what the champion uses)
+        "val_crossfit": crossfit_scores(labels, probabilities, config, params.seed),
+        "selection": config.selection,
+        "params": int(model.count_params()),
+        "image_size": int(model.input.shape[1]),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_params = {"seed": params.seed, "backend": params.backend, "entry": ENSEMBLE, **config.model_dump(), "tta": params.evaluate.tta}
+    with tracking.stage_run(ENSEMBLE, "ensemble", params, run_params) as run:
+        tmp = out_dir / ".model.keras.tmp.keras"
+        model.save(tmp)
+        tmp.replace(out_dir / "model.keras")
+        run.log_metrics({f"val_{config.metric}": metrics[f"val_{config.metric}"],
+                         **{f"weight_{k}": v for k, v in weights.items()}})
+        run.log_keras_model(model, tuple(int(d) for d in model.input.shape[1:]))
+        metrics["wall_time_s"] = round(time.perf_counter() - started, 2)
+        if run.active:
+            metrics["mlflow_run_id"] = run.run_id
+        write_split_metrics(out_dir, metrics)
+    return metrics

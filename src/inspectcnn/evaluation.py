@@ -82,7 +82,7 @@ def per_group(predictions: Predictions, threshold: float, bins: int = 10) -> dic
 CI_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 
 
-def _point_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
+def point_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
     """The CI_METRICS of one (re)sample; NaN where undefined. Counting metrics from the confusion counts
     (the same definitions as scikit-learn's, which :func:`classification_metrics` uses)."""
     predicted = probabilities >= threshold
@@ -116,7 +116,7 @@ def bootstrap_ci(labels, probabilities, threshold: float, resamples_: int = 1000
     probabilities = np.asarray(probabilities, dtype=float)
     if not resamples_:
         return {}
-    draws = [_point_metrics(labels[rows], probabilities[rows], threshold)
+    draws = [point_metrics(labels[rows], probabilities[rows], threshold)
              for rows in resamples(len(labels), resamples_, seed)]
     tail = (1.0 - level) / 2 * 100
     out = {}
@@ -134,12 +134,12 @@ def paired_bootstrap(labels, first, second, metric: str, thresholds: tuple[float
     and a two-sided bootstrap p-value; ``significant`` when the interval excludes 0."""
     labels = np.asarray(labels).astype(int)
     first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
-    observed = (_point_metrics(labels, first, thresholds[0])[metric]
-                - _point_metrics(labels, second, thresholds[1])[metric])
+    observed = (point_metrics(labels, first, thresholds[0])[metric]
+                - point_metrics(labels, second, thresholds[1])[metric])
     differences = []
     for rows in resamples(len(labels), resamples_, seed):
-        a = _point_metrics(labels[rows], first[rows], thresholds[0])[metric]
-        b = _point_metrics(labels[rows], second[rows], thresholds[1])[metric]
+        a = point_metrics(labels[rows], first[rows], thresholds[0])[metric]
+        b = point_metrics(labels[rows], second[rows], thresholds[1])[metric]
         if np.isfinite(a) and np.isfinite(b):
             differences.append(a - b)
     differences = np.array(differences)
@@ -201,14 +201,21 @@ def predict(model, data) -> Predictions:
                        list(data.groups))
 
 
-def latency(model, input_shape: tuple[int, ...], batch: int, runs: int) -> dict:
-    """Median wall time of ``runs`` forward passes of a batch (after one warm-up), and images/s."""
-    x = np.random.default_rng(0).random((batch, *input_shape), dtype=np.float32)
-    model.predict_on_batch(x)
+def time_calls(call, x: np.ndarray, runs: int, warmups: int = 2) -> dict:
+    """The project's one latency protocol: ``warmups`` untimed calls, then the median wall time of ``runs``
+    calls of ``call(x)``, and images/s at that median."""
+    for _ in range(warmups):
+        call(x)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        model.predict_on_batch(x)
+        call(x)
         times.append(time.perf_counter() - start)
     median = float(np.median(times))
-    return {"median_ms": round(median * 1000, 3), "images_per_s": round(batch / median, 1)}
+    return {"median_ms": round(median * 1000, 3), "images_per_s": round(len(x) / median, 1)}
+
+
+def latency(model, input_shape: tuple[int, ...], batch: int, runs: int) -> dict:
+    """A Keras model's latency on a random batch of ``batch`` images (:func:`time_calls`)."""
+    x = np.random.default_rng(0).random((batch, *input_shape), dtype=np.float32)
+    return time_calls(model.predict_on_batch, x, runs)

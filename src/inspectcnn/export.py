@@ -14,34 +14,23 @@ work when params name it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import re
 import shutil
-import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from inspectcnn import formats
 from inspectcnn.config import EXPORT_FORMATS, Params
 from inspectcnn.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# format -> (file in the export folder, precision, packages it needs to convert and to run)
-FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "onnx": ("model.onnx", "float32", ("tf2onnx", "onnx", "onnxruntime")),
-    "onnx_int8": ("model_int8.onnx", "int8", ("tf2onnx", "onnx", "onnxruntime")),
-    "openvino": ("model.xml", "float32", ("openvino",)),  # with model.bin
-    "openvino_int8": ("model_int8.xml", "int8", ("openvino", "nncf")),  # with model_int8.bin
-    "litert": ("model.tflite", "float32", ("ai_edge_litert",)),
-    "litert_float16": ("model_float16.tflite", "float16", ("ai_edge_litert",)),
-    "litert_int8": ("model_int8.tflite", "int8", ("ai_edge_litert",)),
-}
+FORMATS = formats.FORMATS  # the registry shared with serving (inspectcnn.formats)
 assert tuple(FORMATS) == EXPORT_FORMATS
 # formats: auto. Left to an explicit list: plain float32 LiteRT (the float16 file runs on the same interpreter
 # at half the size, and each LiteRT check costs minutes on 2 cores) and NNCF's OpenVINO int8, which lost
@@ -64,15 +53,9 @@ def _installed(name: str) -> bool:
 
 def unavailable(fmt: str, backend: str) -> str | None:
     """Why ``fmt`` cannot be exported here (a missing package, an unsupported backend), or None."""
-    needs = list(FORMATS[fmt][2])
-    if fmt.startswith("litert"):
-        if backend == "jax":
-            return "the LiteRT exporter of Keras runs under the tensorflow or torch backend, not jax"
-        needs.append("tensorflow" if backend == "tensorflow" else "litert_torch")
-    if fmt.startswith("onnx") and backend != "tensorflow":
-        needs = ["onnx", "onnxruntime"] + (["tensorflow", "tf2onnx"] if backend == "jax" else ["onnxscript"])
-    if fmt.startswith("openvino") and backend == "jax":  # Keras traces a JAX model through TensorFlow
-        needs.append("tensorflow")
+    needs = formats.backend_needs(FORMATS[fmt], backend)
+    if isinstance(needs, str):
+        return needs
     missing = [PACKAGE_NAMES.get(n, n) for n in needs if not _installed(n)]
     return f"needs the Python package(s) {', '.join(missing)} (not installed)" if missing else None
 
@@ -145,111 +128,12 @@ def conversion_error(fmt: str, error: BaseException, model=None) -> str:
     return f"{fmt}: conversion failed ({named}{' | '.join(lines[:3])[:500]})"
 
 
-class UnconvertedOps(RuntimeError):
-    """A converter that wrote a file with operations its runtime does not have (tf2onnx does)."""
-
-
-def _check_onnx(path: Path) -> None:
-    import onnx
-
-    odd = sorted({node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node
-                  if node.domain not in ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
-                  or (node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type))})
-    if odd:
-        raise UnconvertedOps(f"Unsupported ops: Counter({{{', '.join(repr(o) + ': 1' for o in odd)}}}) left as "
-                             "nodes that no ONNX opset defines")
-
-
-def file_size(path: Path) -> int:
-    """Bytes on disk; an OpenVINO model is its .xml and .bin together."""
-    size = path.stat().st_size
-    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
-        size += path.with_suffix(".bin").stat().st_size
-    return size
-
-
 def _export_one(model, fmt: str, path: Path, calibration: np.ndarray, spec: dict) -> None:
-    import json
-
+    """``FORMATS[fmt].convert`` into ``path`` (the model called once first: the ONNX exporter needs it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     size = tuple(int(d) for d in model.input.shape[1:])
-    model.predict_on_batch(np.zeros((1, *size), np.float32))  # the ONNX exporter needs a model called once
-    if fmt.startswith("onnx"):
-        import onnx
-
-        with tempfile.TemporaryDirectory() as staging:
-            source = path
-            if fmt == "onnx_int8":  # quantises the float file: onnx's, or one made here when onnx is not wanted
-                source = path.with_name("model.onnx")
-                source = source if source.is_file() else Path(staging) / "model.onnx"
-            if not source.is_file():
-                model.export(str(source), format="onnx", verbose=False)
-                _check_onnx(source)
-            if fmt == "onnx_int8":
-                _quantize_onnx(source, path, calibration, Path(staging))
-            proto = onnx.load(str(path))
-            onnx.helper.set_model_props(proto, {"inspectcnn.inference": json.dumps(spec),
-                                                "threshold": str(spec["threshold"])})
-            onnx.save(proto, str(path))
-    elif fmt.startswith("openvino"):
-        import openvino
-
-        model.export(str(path), format="openvino", verbose=False)
-        ov_model = openvino.Core().read_model(str(path))
-        if fmt == "openvino_int8":
-            import nncf
-
-            ov_model = nncf.quantize(ov_model, nncf.Dataset(calibration[:, None].astype(np.float32)),
-                                     subset_size=len(calibration))
-        ov_model.set_rt_info(json.dumps(spec), ["inspectcnn", "inference"])
-        with tempfile.TemporaryDirectory() as staging:  # the exporter's float32 file is replaced, not kept
-            staged = Path(staging) / path.name
-            openvino.save_model(ov_model, str(staged), compress_to_fp16=False)
-            shutil.move(str(staged), path)
-            shutil.move(str(staged.with_suffix(".bin")), path.with_suffix(".bin"))
-    else:
-        import tensorflow as tf
-
-        options: dict[str, Any] = {}
-        if fmt == "litert_float16":
-            options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
-        elif fmt == "litert_int8":
-            def representative():
-                for image in calibration:
-                    yield [image[None].astype(np.float32)]
-
-            # full-integer: every op int8 (float32 input and output, quantised inside the file)
-            options = {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative,
-                       "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}}
-        model.export(str(path), format="litert", verbose=False, **options)  # batch dimension left dynamic
-
-
-def _quantize_onnx(source: Path, target: Path, calibration: np.ndarray, staging: Path) -> None:
-    """ONNX Runtime's static quantisation: QDQ, int8 weights per channel, uint8 activations calibrated
-    (min-max) on ``calibration``; the float input and output stay."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, name):
-            self.items = iter([{name: image[None].astype(np.float32)} for image in calibration])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    import onnxruntime
-
-    name = onnxruntime.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-    prepared = staging / "preprocessed.onnx"
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.WARNING)  # the quantiser logs each graph edit at INFO on the root logger ("Created a copy")
-    try:
-        quant_pre_process(str(source), str(prepared))
-        quantize_static(str(prepared), str(target), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
+    model.predict_on_batch(np.zeros((1, *size), np.float32))
+    FORMATS[fmt].convert(model, path, calibration, spec)
 
 
 def batch_predict(runner, images: np.ndarray, batch: int = 32) -> np.ndarray:
@@ -257,23 +141,20 @@ def batch_predict(runner, images: np.ndarray, batch: int = 32) -> np.ndarray:
 
 
 def latency_ms(call, image: np.ndarray, runs: int) -> float:
-    """Median wall time of ``runs`` batch-1 calls after two warm-ups."""
-    for _ in range(2):
-        call(image)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call(image)
-        times.append(time.perf_counter() - start)
-    return round(float(np.median(times)) * 1000, 3)
+    """Batch-1 latency through ``call``: the project's one protocol (:func:`inspectcnn.evaluation.time_calls`)."""
+    from inspectcnn.evaluation import time_calls
+
+    return time_calls(call, image, runs)["median_ms"]
 
 
 def scores(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float | None]:
-    from sklearn.metrics import accuracy_score, roc_auc_score
+    """Test accuracy and ROC-AUC at ``threshold``, as :mod:`inspectcnn.evaluation` computes them."""
+    from inspectcnn.evaluation import point_metrics
 
-    auc = roc_auc_score(labels, probabilities) if len(set(labels.tolist())) == 2 else None
-    return {"accuracy": round(float(accuracy_score(labels, probabilities >= threshold)), 6),
-            "roc_auc": None if auc is None else round(float(auc), 6)}
+    found = point_metrics(np.asarray(labels).astype(int), np.asarray(probabilities, dtype=float), threshold)
+    auc = found["roc_auc"]
+    return {"accuracy": round(float(found["accuracy"]), 6),
+            "roc_auc": None if not np.isfinite(auc) else round(float(auc), 6)}
 
 
 def split_arrays(prepared: Path, split: str, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -291,24 +172,6 @@ def calibration_set(prepared: Path, size: int, channels: int, count: int, seed: 
     return images[np.sort(chosen)]
 
 
-def data_card(prepared: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    """Which prepared data a model saw: source, classes, split sizes, the manifest's SHA-256."""
-    manifest = prepared / "manifest.csv"
-    return {"source": meta.get("source"), "classes": meta.get("classes"),
-            "splits": {k: v["count"] for k, v in meta["splits"].items()},
-            "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None}
-
-
-def champion_spec(champion: str, model, evaluation: dict, prepared: Path) -> dict:
-    """The champion's inference spec, with the data card of the prepared data it was trained on."""
-    import json
-
-    from inspectcnn import serving
-
-    meta = json.loads((prepared / "meta.json").read_text())
-    return serving.spec_from_evaluation(champion, model, evaluation, meta, data=data_card(prepared, meta))
-
-
 def export_champion(params: Params, champion: str, models_dir: Path, prepared: Path, out: Path) -> dict:
     """Export ``models/<champion>`` (with its test-time augmentation) in every chosen format under ``out``;
     returns what reports/export.json holds."""
@@ -317,20 +180,20 @@ def export_champion(params: Params, champion: str, models_dir: Path, prepared: P
     from inspectcnn import dihedral, serving
     from inspectcnn.models.saving import load_model
 
-    formats, skipped = resolve_formats(params)  # before any long work
+    chosen, skipped = resolve_formats(params)  # before any long work
     evaluation = json.loads((models_dir / champion / "eval.json").read_text())
     model = dihedral.tta_model(load_model(models_dir / champion / "model.keras"), evaluation.get("tta", "none"))
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
-    spec = champion_spec(champion, model, evaluation, prepared)
+    spec = serving.entry_spec(champion, model, evaluation, prepared)
     if out.exists():
         shutil.rmtree(out)
     serving.write_spec(spec, out)
     images, labels = split_arrays(prepared, "test", size, channels)
     calibration = (calibration_set(prepared, size, channels, params.export.calibration_size, params.seed)
-                   if any(FORMATS[f][1] == "int8" for f in formats) else images[:0])
-    rows = export_model(model, spec, formats, images, labels, calibration, params.export, out)
+                   if any(FORMATS[f].precision == "int8" for f in chosen) else images[:0])
+    rows = export_model(model, spec, chosen, images, labels, calibration, params.export, out)
     for fmt, why in skipped.items():
-        rows[fmt] = {"format": fmt, "precision": FORMATS[fmt][1], "status": "skipped", "reason": why}
+        rows[fmt] = {"format": fmt, "precision": FORMATS[fmt].precision, "status": "skipped", "reason": why}
         log.warning("%s skipped: %s", fmt, why)
     return {"champion": champion, "threshold": float(spec["threshold"]), "tta": spec["tta"],
             "test_count": int(len(labels)), "calibration": {"split": "train", "count": int(len(calibration))},
@@ -339,9 +202,9 @@ def export_champion(params: Params, champion: str, models_dir: Path, prepared: P
             "formats": rows}
 
 
-def export_model(model, spec: dict, formats: list[str], images: np.ndarray, labels: np.ndarray,
+def export_model(model, spec: dict, chosen: list[str], images: np.ndarray, labels: np.ndarray,
                  calibration: np.ndarray, config, out: Path) -> dict[str, dict]:
-    """Each of ``formats`` written under ``out`` and checked on (images, labels) against ``model``; a row per
+    """Each of ``chosen`` written under ``out`` and checked on (images, labels) against ``model``; a row per
     format (and one for Keras itself). One format failing to convert or to run leaves the others."""
     import keras
     from tqdm import tqdm
@@ -361,11 +224,10 @@ def export_model(model, spec: dict, formats: list[str], images: np.ndarray, labe
     # the converters' INFO lines ("Assets written to: <tmp>/assets", tf2onnx's steps); their warnings stay
     for name in ("tf2onnx", "tensorflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for fmt in (bar := tqdm(formats, desc="export", unit="format", disable=None)):  # a bar only on a terminal
+    for fmt in (bar := tqdm(chosen, desc="export", unit="format", disable=None)):  # a bar only on a terminal
         bar.set_postfix_str(fmt)
-        file_name, precision, _ = FORMATS[fmt]
-        path = out / file_name
-        row: dict[str, Any] = {"format": fmt, "precision": precision, "file": str(path)}
+        path = out / FORMATS[fmt].file
+        row: dict[str, Any] = {"format": fmt, "precision": FORMATS[fmt].precision, "file": str(path)}
         try:
             with warnings.catch_warnings(), native_output_filtered(CONVERTER_NOISE):
                 # converters' own deprecation chatter (tf2onnx on NumPy 2, TFLite)
@@ -389,7 +251,7 @@ def export_model(model, spec: dict, formats: list[str], images: np.ndarray, labe
             rows[fmt] = row
             continue
         delta = np.abs(probabilities - reference)
-        row.update(status="ok", size_bytes=file_size(path), runtime=_runtime(fmt),
+        row.update(status="ok", size_bytes=formats.file_size(path), runtime=_runtime(fmt),
                    parity_max=float(f"{delta.max():.3g}"), parity_mean=float(f"{delta.mean():.3g}"),
                    **scores(labels, probabilities, threshold), latency_b1_ms=latency)
         row.update(_check(row, keras_row, config))
@@ -414,10 +276,7 @@ def problems(result: dict) -> dict[str, list[str]]:
 
 
 def _runtime(fmt: str) -> str:
-    from importlib.metadata import version
-
-    package = {"onnx": "onnxruntime", "litert": "ai-edge-litert"}.get(fmt.split("_")[0], "openvino")
-    return f"{package} {version(package)}"
+    return formats.ENGINES[FORMATS[fmt].engine].version()
 
 
 def _check(row: dict, keras_row: dict, config) -> dict:
@@ -435,3 +294,18 @@ def _check(row: dict, keras_row: dict, config) -> dict:
             + ("within" if ok else f"MISSED by {row['parity_max'] - tolerance:.2e}, beyond")
             + f" the {tolerance:g} allowed for {row['precision']}")
     return {"within_tolerance": bool(ok), "check": text}
+
+
+def export_stage(params: Params, models: Path, prepared: Path, out: Path, metrics: Path, champion_path: Path) -> dict:
+    """The `export` stage: the champion of ``champion_path`` (the champion stage's record) in every chosen
+    format under ``out``, each checked; the checks written to ``metrics``."""
+    from inspectcnn import champion as choice
+    from inspectcnn.dvc_outputs import write_metrics
+
+    resolve_formats(params)  # a format params name that cannot be exported: an error before any work
+    record = choice.read(champion_path)
+    log.info("export: champion %s (validation %s %.4f) -> %s", record["champion"], record["select_by"],
+             record["value"], out)
+    result = export_champion(params, record["champion"], models, prepared, out)
+    write_metrics(metrics, result)
+    return result

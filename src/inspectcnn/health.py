@@ -26,7 +26,7 @@ def features(prepared: Path, split: str, size: int, channels: int) -> tuple[np.n
     from inspectcnn import transfer
     from inspectcnn.data.dataset import load_split
 
-    base = transfer._application("vgg16", size, None)
+    base = transfer.backbone_base("vgg16", size)
     transfer.hed_vgg16_weights(base)
     inputs = keras.Input((size, size, channels))
     x = keras.layers.Concatenate()([inputs] * 3) if channels == 1 else inputs
@@ -40,15 +40,15 @@ def features(prepared: Path, split: str, size: int, channels: int) -> tuple[np.n
 
 def label_issues(prepared: Path, config: HealthConfig, seed: int, levels: dict[str, float] | None = None) -> dict:
     """The candidates and how they were found (for data/health.json and the report)."""
-    import json
-
     from cleanlab.filter import find_label_issues
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    meta = json.loads((prepared / "meta.json").read_text())
+    from inspectcnn.data.store import read_meta
+
+    meta = read_meta(prepared)
     parts = [features(prepared, split, config.feature_size, int(meta["channels"])) for split in ("train", "val")]
     x = np.concatenate([p[0] for p in parts])
     ids = [i for p in parts for i in p[1]]
@@ -75,3 +75,15 @@ def label_issues(prepared: Path, config: HealthConfig, seed: int, levels: dict[s
         "candidates": len(candidates), "by_given_class": by_class,
         "listed": candidates[:config.listed],
     }
+
+
+def health_stage(params, prepared: Path, out: Path) -> dict:
+    """The `health` stage: label-issue candidates (when ``health.label_issues``) into ``out``."""
+    from inspectcnn.data.store import levels
+    from inspectcnn.dvc_outputs import write_metrics
+
+    result = {"label_issues": None}
+    if params.health.label_issues:
+        result["label_issues"] = label_issues(prepared, params.health, params.seed, levels(prepared))
+    write_metrics(out, result)
+    return result

@@ -46,11 +46,11 @@ def failure_modes(evaluation: dict[str, Any]) -> list[str]:
 
 
 def render(*, champion: str, kind: str, evaluation: dict, spec: dict, data: dict, export: dict | None,
-           registered: str | None, cost: dict, environment: dict) -> str:
+           registered: str | None, cost: dict, environment: dict, choice: dict | None = None) -> str:
     from jinja2 import Environment, PackageLoader
 
     templates = Environment(loader=PackageLoader("inspectcnn", "templates"), trim_blocks=True, lstrip_blocks=True)
     return templates.get_template("model_card.md.j2").render(
         champion=champion, kind=kind, e=evaluation, spec=spec, data=data, export=export, registered=registered,
-        cost=cost, environment=environment, failures=failure_modes(evaluation),
+        cost=cost, environment=environment, failures=failure_modes(evaluation), choice=choice,
         licence=ELPV_LICENCE if data.get("source") == "elpv" else None)

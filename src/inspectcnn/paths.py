@@ -14,6 +14,7 @@ REPORTS = Path("reports")
 def model_dir(name: str) -> Path:
     """Outputs of one train/transfer entry: model.keras, history.csv, metrics.json."""
     return MODELS / name
+CHAMPION = REPORTS / "champion.json"  # the champion, chosen on validation (champion stage)
 EXPORT = REPORTS / "export"  # the champion as deployable files (export stage)
 EXPORT_METRICS = REPORTS / "export.json"
 MODEL_CARD = REPORTS / "model_card.md"

@@ -92,6 +92,8 @@ def ranking(entries: list[Entry], rank_by: str) -> list[dict]:
             "throughput_img_s": max(v["images_per_s"] for k, v in e["cost"].items() if k.startswith("latency_batch")),
             "train_wall_s": entry.training.get("wall_time_s"),
             "ci95": e.get("ci95") or {}, "tta": e.get("tta", "none"),
+            # the same metrics on validation, beside the test ones: a user sees when the two splits disagree
+            **{f"val_{k}": (e.get("val") or {}).get(k) for k in ("accuracy", "roc_auc", "pr_auc", "f1")},
         })
     rows.sort(key=lambda r: (r[rank_by] is not None, r[rank_by] or 0.0), reverse=True)
     for rank, row in enumerate(rows, 1):
@@ -107,10 +109,13 @@ def _png(figure) -> str:
 
 
 def _figures(entries: list[Entry], rows: list[dict], front_macs: set, front_latency: set) -> dict[str, str]:
-    plt = plots.plt
-    figures = {}
-    colors = plt.cm.tab20(np.linspace(0, 1, max(len(entries), 2)))
+    colors = plots.plt.cm.tab20(np.linspace(0, 1, max(len(entries), 2)))
+    return {"curves": _curves_figure(entries, colors), "confusion": _confusion_figure(entries),
+            "learning": _learning_figure(entries, colors), "pareto": _pareto_figure(rows, front_macs, front_latency)}
 
+
+def _curves_figure(entries: list[Entry], colors) -> str:
+    plt = plots.plt
     figure, (roc_axis, pr_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
     for color, entry in zip(colors, entries):
         roc_axis.plot([float(p["fpr"]) for p in entry.roc], [float(p["tpr"]) for p in entry.roc], color=color,
@@ -123,8 +128,11 @@ def _figures(entries: list[Entry], rows: list[dict], front_macs: set, front_late
     for axis in (roc_axis, pr_axis):
         axis.legend(fontsize=7)
         axis.grid(alpha=0.3)
-    figures["curves"] = _png(figure)
+    return _png(figure)
 
+
+def _confusion_figure(entries: list[Entry]) -> str:
+    plt = plots.plt
     columns = 4
     rows_n = -(-len(entries) // columns)
     figure, axes = plt.subplots(rows_n, columns, figsize=(3.1 * columns, 2.8 * rows_n), squeeze=False)
@@ -139,9 +147,11 @@ def _figures(entries: list[Entry], rows: list[dict], front_macs: set, front_late
     for axis in axes.ravel()[len(entries):]:
         axis.axis("off")
     figure.tight_layout()
-    figures["confusion"] = _png(figure)
+    return _png(figure)
 
-    figure, (loss_axis, auc_axis) = plt.subplots(1, 2, figsize=(11, 4))
+
+def _learning_figure(entries: list[Entry], colors) -> str:
+    figure, (loss_axis, auc_axis) = plots.plt.subplots(1, 2, figsize=(11, 4))
     for color, entry in zip(colors, entries):
         epochs = [int(r["epoch"]) for r in entry.history]
         loss_axis.plot(epochs, [float(r["val_loss"]) for r in entry.history], color=color, label=entry.name)
@@ -151,9 +161,11 @@ def _figures(entries: list[Entry], rows: list[dict], front_macs: set, front_late
     for axis in (loss_axis, auc_axis):
         axis.grid(alpha=0.3)
     auc_axis.legend(fontsize=7)
-    figures["learning"] = _png(figure)
+    return _png(figure)
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+
+def _pareto_figure(rows: list[dict], front_macs: set, front_latency: set) -> str:
+    figure, axes = plots.plt.subplots(1, 2, figsize=(11, 4.2))
     for axis, key, front, label in ((axes[0], "macs", front_macs, "multiply-accumulates per image (log)"),
                                     (axes[1], "latency_b1_ms", front_latency, "latency, batch 1 (ms, log)")):
         for row in rows:
@@ -166,8 +178,7 @@ def _figures(entries: list[Entry], rows: list[dict], front_macs: set, front_late
         axis.set(xscale="log", xlabel=label, ylabel="test accuracy")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figures["pareto"] = _png(figure)
-    return figures
+    return _png(figure)
 
 
 def load_models(entries: list[Entry], models_dir: Path) -> dict:
@@ -235,14 +246,9 @@ def _test_images(prepared_dir: Path, ids: set[str], size: int, channels: int) ->
 
 def annotated_levels(prepared_dir: Path) -> dict[str, float]:
     """id -> annotated level (ELPV's defect probability) of the test cells, from the manifest; {} without."""
-    manifest = prepared_dir / "manifest.csv"
-    if not manifest.is_file():
-        return {}
-    found = {}
-    for row in _csv(manifest):
-        if row.get("split") == "test" and row.get("probability") not in (None, ""):
-            found[row["id"]] = float(row["probability"])
-    return found
+    from inspectcnn.data import store
+
+    return store.levels(prepared_dir, "test")
 
 
 def worst_errors(entry: Entry, count: int) -> list[dict]:
@@ -341,9 +347,9 @@ def _backbone_field(model) -> int:
     return receptive_field(base, base.layers[-1].name)
 
 
-def significance(entries: list[Entry], rows: list[dict], metric: str, resamples: int, seed: int,
-                 top: int = 5) -> list[dict]:
-    """The next ``top`` models against the champion on the same test cells (paired bootstrap on ``metric``)."""
+def significance(entries: list[Entry], champion: str, metric: str, resamples: int, seed: int) -> list[dict]:
+    """Every other model against the champion on the same test cells (paired bootstrap on ``metric``),
+    in the order of ``entries``: which of them the champion is, or is not, shown to beat."""
     from inspectcnn.evaluation import paired_bootstrap
 
     by_name = {e.name: e for e in entries}
@@ -352,18 +358,32 @@ def significance(entries: list[Entry], rows: list[dict], metric: str, resamples:
         found = {r["id"]: (int(r["actual"]), float(r["probability"])) for r in by_name[name].predictions}
         return found, by_name[name].eval["threshold"]
 
-    champion, champion_threshold = table(rows[0]["model"])
-    ids = sorted(champion)
-    labels = np.array([champion[i][0] for i in ids])
+    best, champion_threshold = table(champion)
+    ids = sorted(best)
+    labels = np.array([best[i][0] for i in ids])
     out = []
-    for row in rows[1:top + 1]:
-        other, threshold = table(row["model"])
+    for entry in entries:
+        if entry.name == champion:
+            continue
+        other, threshold = table(entry.name)
         if sorted(other) != ids or not resamples:
             continue
-        result = paired_bootstrap(labels, [champion[i][1] for i in ids], [other[i][1] for i in ids], metric,
+        result = paired_bootstrap(labels, [best[i][1] for i in ids], [other[i][1] for i in ids], metric,
                                   (champion_threshold, threshold), resamples, seed)
-        out.append({"model": row["model"], **result})
+        out.append({"model": entry.name, "kind": entry.kind, **result})
     return out
+
+
+def scratch_comparison(entries: list[Entry], metric: str, resamples: int, seed: int) -> dict | None:
+    """The from-scratch architectures against the best of them (chosen on validation ``metric``), paired
+    bootstrap on the test cells: which are statistically indistinguishable from it."""
+    scratch = [e for e in entries if e.kind == "train" and (e.eval.get("val") or {}).get(metric) is not None]
+    if len(scratch) < 2:
+        return None
+    best = max(scratch, key=lambda e: e.eval["val"][metric])
+    rows = significance(scratch, best.name, metric, resamples, seed)
+    return {"best": best.name, "metric": metric, "value": best.eval["val"][metric], "rows": rows,
+            "indistinguishable": [r["model"] for r in rows if not r["significant"]]}
 
 
 def level_table(entries: list[Entry], rows: list[dict]) -> list[dict]:
@@ -379,20 +399,26 @@ def level_table(entries: list[Entry], rows: list[dict]) -> list[dict]:
     return out
 
 
-def champion_reason(rows: list[dict], rank_by: str, front_macs: set) -> str:
-    best = rows[0]
-    text = f"{best['model']} has the highest test {rank_by.replace('_', '-')} ({best[rank_by]:.3f})"
-    if len(rows) > 1:
-        second = rows[1]
-        text += f", ahead of {second['model']} ({second[rank_by]:.3f})"
+def champion_reason(record: dict, rows: list[dict], front_macs: set) -> str:
+    """Why the champion: the validation rule that chose it, then what it scores on test and what it costs."""
+    by_name = {r["model"]: r for r in rows}
+    best = by_name[record["champion"]]
+    metric = record["select_by"].replace("_", "-")
+    text = (f"Chosen on validation: the highest validation {metric} ({record['value']:.3f}, as served with TTA "
+            f"{best['tta']}) of {len(record['candidates'])} candidates")
+    second = record.get("runner_up")
+    text += f", ahead of {second['model']} ({second['value']:.3f})." if second else "."
+    ci = best["ci95"]
+
+    def shown(key):
+        interval = ci.get(key)
+        return f"{best[key]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+    text += (f" On the test split, which took no part in the choice: accuracy {shown('accuracy')}, "
+             f"ROC-AUC {shown('roc_auc')}.")
     cost = f"{best['params']:,} parameters, {best['macs'] / 1e6:,.1f} M MACs per image, {best['latency_b1_ms']:.1f} ms"
-    text += f"; it costs {cost} at batch 1"
+    text += f" It costs {cost} at batch 1"
     text += " and is on the accuracy/MACs Pareto front." if best["model"] in front_macs else "."
-    cheaper = [r for r in rows[1:] if r["model"] in front_macs and r["macs"] < best["macs"]]
-    if cheaper:
-        alt = max(cheaper, key=lambda r: r[rank_by] or 0.0)
-        text += (f" If compute is tight, {alt['model']} reaches {rank_by.replace('_', '-')} {alt[rank_by]:.3f} "
-                 f"with {alt['macs'] / best['macs']:.1%} of the MACs.")
     return text
 
 
@@ -417,12 +443,12 @@ def _replace_text(path: Path, text: str) -> None:
 def champion_card_inputs(params: Params, entry: Entry, trained, models_dir: Path, prepared_dir: Path,
                          summary_path: Path, export_path: Path | None) -> dict:
     """What the model card and the registered version say of the champion (its inference spec included)."""
-    from inspectcnn import dihedral, export as exporting, serving
+    from inspectcnn import dihedral, serving
 
     spec_file = export_path.parent / "export" / serving.SPEC_FILE if export_path else None
     served = dihedral.tta_model(trained, entry.eval.get("tta", "none"))
     spec = (serving.read_spec(spec_file) if spec_file and spec_file.is_file()
-            else exporting.champion_spec(entry.name, served, entry.eval, prepared_dir))
+            else serving.entry_spec(entry.name, served, entry.eval, prepared_dir))
     data = dict(spec["data"])
     prepared = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     data["balance"] = {k: prepared[k]["positive_fraction"] for k in ("train", "val", "test")
@@ -431,10 +457,11 @@ def champion_card_inputs(params: Params, entry: Entry, trained, models_dir: Path
             "cost": entry.eval["cost"], "served": served}
 
 
-def register_champion(params: Params, entry: Entry, card: dict, artifacts: list[Path]) -> str | None:
+def register_version(params: Params, entry: Entry, card: dict, artifacts: list[Path], record: dict) -> str | None:
     """The champion as the MLflow pyfunc that returns probability, label and class at its validation
-    threshold (inspectcnn.champion_pyfunc), registered with a description and tags on the version."""
-    from inspectcnn import serving, tracking
+    threshold (inspectcnn.champion_pyfunc), registered with a description and tags on the version
+    (:func:`inspectcnn.tracking.register_champion`)."""
+    from inspectcnn import tracking
 
     e, spec = entry.eval, card["spec"]
 
@@ -442,7 +469,8 @@ def register_champion(params: Params, entry: Entry, card: dict, artifacts: list[
         interval = (e.get("ci95") or {}).get(metric)
         return f"{e[metric]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
-    description = (f"{entry.name} ({entry.kind}), TTA {spec['tta']}. Test split (n={e['count']}, 95 % bootstrap "
+    description = (f"{entry.name} ({entry.kind}), TTA {spec['tta']}. Chosen on validation ({record['select_by']} "
+                   f"{record['value']:.3f}). Test split (n={e['count']}, 95 % bootstrap "
                    f"intervals): accuracy {shown('accuracy')}, ROC-AUC {shown('roc_auc')}, F1 {shown('f1')}. Decision "
                    f"threshold {spec['threshold']:.4f} ({spec['threshold_rule']}); positive class "
                    f"{spec['positive_class']!r}. Input: {spec['preprocessing']}. Data: {spec['data'].get('source')}, "
@@ -454,93 +482,119 @@ def register_champion(params: Params, entry: Entry, card: dict, artifacts: list[
             "input": f"{spec['input']['size']}x{spec['input']['size']}x{spec['input']['channels']}",
             "data_manifest_sha256": str(spec["data"].get("manifest_sha256")),
             "test_accuracy": f"{e['accuracy']:.4f}", "test_roc_auc": f"{e['roc_auc'] or 0:.4f}",
-            "evaluate_run": e["cost"].get("mlflow_run_id") or "unknown"}
-    run_tags = {**tracking.environment_tags(), "dvc_stage": "report", "kind": "register", "entry": entry.name}
-    with tracking.start_run(f"register@{entry.name}", experiment=params.mlflow.experiment,
-                            params={"entry": entry.name, "registry_name": params.report.registry_name,
-                                    "threshold": spec["threshold"]},
-                            tags=run_tags, required=params.mlflow.required) as run:
+            "evaluate_run": e["cost"].get("mlflow_run_id") or "unknown",
+            "selected_by": f"val_{record['select_by']}", f"val_{record['select_by']}": f"{record['value']:.4f}"}
+    with tracking.stage_run("report", "register", params,
+                            {"entry": entry.name, "registry_name": params.report.registry_name,
+                             "threshold": spec["threshold"]},
+                            run_name=f"register@{entry.name}", tags={"entry": entry.name}) as run:
         for path in artifacts:  # the model card and the export checks, beside the registered model
             run.log_artifact(path)
-        uri = serving.register_champion(card["served"], spec, registry_name=params.report.registry_name, run=run,
+        uri = tracking.register_champion(card["served"], spec, registry_name=params.report.registry_name, run=run,
                                         description=description, tags=tags)
     return uri
 
 
 def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, out_dir: Path,
-                 register: bool = True, export_path: Path | None = None, health_path: Path | None = None) -> dict:
-    """Everything above, rendered; registers the champion in the MLflow Model Registry."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    from inspectcnn import export as exporting
+                 register: bool = True, export_path: Path | None = None, health_path: Path | None = None,
+                 champion_path: Path = Path("reports/champion.json")) -> dict:
+    """Everything above, rendered; registers the champion (the champion stage's record) in the MLflow
+    Model Registry."""
+    from inspectcnn import champion as choice, export as exporting
 
     entries = collect(params, models_dir)
-    rank_by = params.report.rank_by
-    rows = ranking(entries, rank_by)
-    front_macs = pareto_front({r["model"]: (r["accuracy"], r["macs"]) for r in rows})
-    front_latency = pareto_front({r["model"]: (r["accuracy"], r["latency_b1_ms"]) for r in rows})
-    champion = rows[0]["model"]
+    record = choice.read(champion_path)
+    champion = record["champion"]
+    if champion not in {e.name for e in entries}:
+        raise choice.ChampionError(f"{champion_path} names {champion}, which is not an entry of params.yaml: "
+                                   "run the champion stage again (dvc repro champion)")
+    rows = ranking(entries, params.report.rank_by)
     by_name = {e.name: e for e in entries}
-    test_levels = annotated_levels(prepared_dir)
     models = load_models(entries, models_dir)
     export = read_metrics(export_path) if export_path and export_path.is_file() else None
-    export_problems = exporting.problems(export)  # empty lists when nothing was exported
     if export and export.get("champion") != champion:
         raise ValueError(f"{export_path} exported {export.get('champion')}, but the champion is {champion}: "
                          "run the export stage again (dvc repro export)")
     card_inputs = champion_card_inputs(params, by_name[champion], models[champion], models_dir, prepared_dir,
                                        summary_path, export_path)
-
-    def write_card(registered_as):
-        shown = {k: card_inputs[k] for k in ("champion", "kind", "evaluation", "spec", "data", "cost")}
-        _replace_text(out_dir / "model_card.md", model_card.render(**shown, export=export, registered=registered_as,
-                                                                  environment=environment()))
-
-    write_card(f"models:/{params.report.registry_name}@champion" if register else None)
-    logged = [out_dir / "model_card.md", *([export_path] if export else [])]
-    registered = register_champion(params, by_name[champion], card_inputs, logged) if register else None
-    if register and registered is None:  # MLflow optional and unreachable: the card must not claim it
-        write_card(None)
-    context = {
-        "rows": rows, "rank_by": rank_by, "champion": champion,
-        "reason": champion_reason(rows, rank_by, front_macs), "registered": registered,
-        "front_macs": sorted(front_macs), "front_latency": sorted(front_latency),
-        "figures": _figures(entries, rows, front_macs, front_latency),
-        "gradcams": gradcam_figures(entries, models, prepared_dir, params.report.gradcam_per_category),
-        "groups": {e.name: e.eval["groups"] for e in entries if e.eval["groups"]},
-        "data": json.loads(summary_path.read_text()) if summary_path.is_file() else {},
-        "architectures": architecture_table(entries, models),
-        "published": PUBLISHED, "task": ELPV_TASK, "environment": environment(),
-        "threshold_rule": params.evaluate.threshold, "tta": params.evaluate.tta,
-        "resamples": params.evaluate.bootstrap, "recipes": RECIPES,
-        "significance": significance(entries, rows, rank_by, params.evaluate.bootstrap, params.seed),
-        "levels": level_table(entries, rows),
-        "export": export,
-        "export_problems": export_problems,
-        "gallery": error_gallery(by_name[champion], models[champion], prepared_dir, params.report.error_gallery,
-                                 test_levels) if params.report.error_gallery else {"rows": [], "image": None},
-        "level_confusion": confusion_by_level(by_name[champion], test_levels),
-        "health": {**((json.loads(summary_path.read_text()).get("health") or {}) if summary_path.is_file() else {}),
-                   **(read_metrics(health_path) if health_path and health_path.is_file() else {})},
-        # ELPV's description, published results and measured recipes describe ELPV only
-        "is_elpv": (json.loads(summary_path.read_text()).get("source") if summary_path.is_file() else None) == "elpv",
-    }
-    templates = Environment(loader=PackageLoader("inspectcnn", "templates"),
-                            autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("report.html", "report.md"):
-        text = templates.get_template(f"{name}.j2").render(**context)
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out_dir / name)
+    registered = _card_and_registration(params, by_name[champion], card_inputs, record, export, export_path,
+                                        out_dir, register)
+    data = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    context = _context(params, entries, rows, models, record, prepared_dir, data, health_path)
+    context.update(registered=registered, export=export, export_problems=exporting.problems(export))
+    _render(context, out_dir)
     write_table(out_dir / "ranking.csv", [
         {**{k: v for k, v in row.items() if k != "ci95"},
          **{f"{m}_ci_{end}": (row["ci95"].get(m) or [None, None])[i] for m in ("accuracy", "roc_auc", "f1")
             for i, end in enumerate(("low", "high"))}}
         for row in rows])
-    summary = {"champion": champion, "rank_by": rank_by, "champion_" + rank_by: rows[0][rank_by],
-               "champion_accuracy": rows[0]["accuracy"], "registered": registered or "", "models": len(rows),
-               "champion_ci95": rows[0]["ci95"],
-               "export_problems": export_problems}
+    best = next(r for r in rows if r["model"] == champion)
+    summary = {"champion": champion, "select_by": record["select_by"], "champion_val": record["value"],
+               "champion_roc_auc": best["roc_auc"], "champion_accuracy": best["accuracy"],
+               "champion_ci95": best["ci95"], "registered": registered or "", "models": len(rows),
+               "export_problems": context["export_problems"]}
     write_metrics(out_dir / "summary.json", summary)
     return summary
+
+
+def _card_and_registration(params: Params, entry: Entry, card_inputs: dict, record: dict, export: dict | None,
+                           export_path: Path | None, out_dir: Path, register: bool) -> str | None:
+    """The model card, then the registered version (with the card and the export checks beside it); the card
+    is written again without the registry line when MLflow is optional and was unreachable."""
+
+    def write_card(registered_as):
+        shown = {k: card_inputs[k] for k in ("champion", "kind", "evaluation", "spec", "data", "cost")}
+        _replace_text(out_dir / "model_card.md", model_card.render(**shown, export=export, registered=registered_as,
+                                                                  environment=environment(), choice=record))
+
+    write_card(f"models:/{params.report.registry_name}@champion" if register else None)
+    logged = [out_dir / "model_card.md", *([export_path] if export else [])]
+    registered = register_version(params, entry, card_inputs, logged, record) if register else None
+    if register and registered is None:  # MLflow optional and unreachable: the card must not claim it
+        write_card(None)
+    return registered
+
+
+def _context(params: Params, entries: list[Entry], rows: list[dict], models: dict, record: dict,
+             prepared_dir: Path, data: dict, health_path: Path | None) -> dict:
+    """What the templates show (all but the registry and export lines)."""
+    champion = record["champion"]
+    by_name = {e.name: e for e in entries}
+    front_macs = pareto_front({r["model"]: (r["accuracy"], r["macs"]) for r in rows})
+    front_latency = pareto_front({r["model"]: (r["accuracy"], r["latency_b1_ms"]) for r in rows})
+    test_levels = annotated_levels(prepared_dir)
+    config = params.report
+    return {
+        "rows": rows, "rank_by": config.rank_by, "champion": champion, "choice": record,
+        "reason": champion_reason(record, rows, front_macs),
+        "front_macs": sorted(front_macs), "front_latency": sorted(front_latency),
+        "figures": _figures(entries, rows, front_macs, front_latency),
+        "gradcams": gradcam_figures(entries, models, prepared_dir, config.gradcam_per_category),
+        "groups": {e.name: e.eval["groups"] for e in entries if e.eval["groups"]},
+        "data": data,
+        "architectures": architecture_table(entries, models),
+        "published": PUBLISHED, "task": ELPV_TASK, "environment": environment(),
+        "threshold_rule": params.evaluate.threshold, "tta": params.evaluate.tta,
+        "resamples": params.evaluate.bootstrap, "recipes": RECIPES,
+        "significance": significance(entries, champion, record["select_by"], params.evaluate.bootstrap, params.seed),
+        "select_by": record["select_by"],
+        "scratch": scratch_comparison(entries, record["select_by"], params.evaluate.bootstrap, params.seed),
+        "levels": level_table(entries, rows),
+        "gallery": error_gallery(by_name[champion], models[champion], prepared_dir, config.error_gallery,
+                                 test_levels) if config.error_gallery else {"rows": [], "image": None},
+        "level_confusion": confusion_by_level(by_name[champion], test_levels),
+        "health": {**(data.get("health") or {}),
+                   **(read_metrics(health_path) if health_path and health_path.is_file() else {})},
+        # ELPV's description, published results and measured recipes describe ELPV only
+        "is_elpv": data.get("source") == "elpv",
+    }
+
+
+def _render(context: dict, out_dir: Path) -> None:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    templates = Environment(loader=PackageLoader("inspectcnn", "templates"),
+                            autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("report.html", "report.md"):
+        _replace_text(out_dir / name, templates.get_template(f"{name}.j2").render(**context))

@@ -19,9 +19,9 @@ def summary_lines(reports: Path) -> list[str]:
     summary_file, export_file = reports / "summary.json", reports / "export.json"
     if summary_file.is_file():
         summary = json.loads(summary_file.read_text())
-        rule = summary.get("rank_by", "")
-        lines.append(f"Champion: {summary.get('champion')} (test {rule} {summary.get('champion_' + rule, 0):.3f}, "
-                     f"accuracy {summary.get('champion_accuracy', 0):.3f})"
+        rule = summary.get("select_by", "")
+        lines.append(f"Champion: {summary.get('champion')} (chosen on validation {rule} {summary.get('champion_val', 0):.3f}; "
+                     f"test ROC-AUC {summary.get('champion_roc_auc') or 0:.3f}, accuracy {summary.get('champion_accuracy', 0):.3f})"
                      + (f", registered as {summary['registered']}" if summary.get("registered") else ""))
     if not export_file.is_file():
         lines.append("Export: NOT RUN (reports/export.json is missing): dvc repro export")

@@ -8,7 +8,8 @@ one runner per format.
   prepare decodes, resized to the stored size as prepare stores, then to the model's size as the input
   pipeline does (both with :func:`inspectcnn.data.images.resize`), scaled to [0, 1].
 - :func:`open_runner` opens a ``.keras``, ``.onnx``, ``.tflite`` or OpenVINO ``.xml`` file behind one
-  ``predict(batch) -> probabilities`` call, each through its own runtime.
+  ``predict(batch) -> probabilities`` call, each through its own runtime (the engines of
+  :mod:`inspectcnn.formats`, the registry the export stage writes with).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from inspectcnn.errors import UserError
 
 SPEC_FILE = "inference.json"
 SPEC_VERSION = 1
-SUFFIXES = {".keras": "keras", ".onnx": "onnx", ".tflite": "litert", ".xml": "openvino"}
 
 
 class ServingError(UserError, ValueError):
@@ -107,64 +107,31 @@ class Runner:
 
 
 def format_of(path: Path) -> str:
-    found = SUFFIXES.get(Path(path).suffix.lower())
+    """The engine (runtime) that runs a model file, named by its suffix."""
+    from inspectcnn.formats import ENGINES, engine_of
+
+    found = engine_of(path)
     if found is None:
-        raise ServingError(f"{path}: unknown model format; use a {', '.join(SUFFIXES)} file or models:/<name>@<alias>")
-    return found
-
-
-def _missing(package: str, fmt: str) -> ServingError:
-    return ServingError(f"running a {fmt} model needs the Python package {package!r}, which is not installed "
-                        f"(pip install {package}; it is in requirements.txt)")
+        suffixes = ", ".join(e.suffix for e in ENGINES.values())
+        raise ServingError(f"{path}: unknown model format; use a {suffixes} file or models:/<name>@<alias>")
+    return found.name
 
 
 def open_runner(path: str | Path, tta: str = "none") -> Runner:
     """``path`` behind its own runtime: Keras (with ``tta`` built in), ONNX Runtime, the LiteRT
-    interpreter or the OpenVINO runtime (float32 inference precision: no silent bf16 on CPUs that have it)."""
+    interpreter or the OpenVINO runtime (:data:`inspectcnn.formats.ENGINES`)."""
+    import importlib.util
+
+    from inspectcnn.formats import ENGINES
+
     path = Path(path)
-    fmt = format_of(path)
+    engine = ENGINES[format_of(path)]
     if not path.is_file():
         raise FileNotFoundError(f"model {path} not found")
-    if fmt == "keras":
-        from inspectcnn import dihedral
-        from inspectcnn.models.saving import load_model
-
-        model = dihedral.tta_model(load_model(path), tta)
-        return Runner(fmt, path, model.predict_on_batch)
-    if fmt == "onnx":
-        try:
-            import onnxruntime
-        except ImportError:
-            raise _missing("onnxruntime", fmt) from None
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        return Runner(fmt, path, lambda x: session.run(None, {name: x})[0])
-    if fmt == "litert":
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise _missing("ai-edge-litert", fmt) from None
-        interpreter = Interpreter(model_path=str(path))
-        source = interpreter.get_input_details()[0]["index"]
-        target = interpreter.get_output_details()[0]["index"]
-        shape = [None]
-
-        def call(x):
-            if shape[0] != x.shape:  # the batch dimension is dynamic: size the tensors for this batch
-                interpreter.resize_tensor_input(source, list(x.shape))
-                interpreter.allocate_tensors()
-                shape[0] = x.shape
-            interpreter.set_tensor(source, x)
-            interpreter.invoke()
-            return interpreter.get_tensor(target).copy()
-
-        return Runner(fmt, path, call)
-    try:
-        import openvino
-    except ImportError:
-        raise _missing("openvino", fmt) from None
-    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return Runner(fmt, path, lambda x: compiled(x)[0])
+    if importlib.util.find_spec(engine.import_name) is None:
+        raise ServingError(f"running a {engine.name} model needs the Python package {engine.package!r}, which is "
+                           f"not installed (pip install {engine.package}; it is in requirements.txt)")
+    return Runner(engine.name, path, engine.open(path, tta))
 
 
 def spec_from_evaluation(name: str, model, evaluation: dict[str, Any], meta: dict[str, Any],
@@ -178,67 +145,59 @@ def spec_from_evaluation(name: str, model, evaluation: dict[str, Any], meta: dic
                           classes=list(meta["classes"]), tta=evaluation.get("tta", "none"), data=data)
 
 
+def data_card(prepared: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Which prepared data a model saw: source, classes, split sizes, the manifest's SHA-256."""
+    from inspectcnn.data import store
+
+    return {"source": meta.get("source"), "classes": meta.get("classes"),
+            "splits": {k: v["count"] for k, v in meta["splits"].items()},
+            "manifest_sha256": store.manifest_sha256(prepared)}
+
+
+def entry_spec(name: str, model, evaluation: dict[str, Any], prepared: Path) -> dict[str, Any]:
+    """The spec of a pipeline entry with the data card of the prepared data it was trained on (what the
+    export stage writes beside every file and the registry stores beside the registered model)."""
+    from inspectcnn.data.store import read_meta
+
+    meta = read_meta(prepared)
+    return spec_from_evaluation(name, model, evaluation, meta, data=data_card(prepared, meta))
+
+
+def bare_spec(path: Path) -> dict[str, Any]:
+    """A model file with nothing beside it: its own input size, one resize, threshold 0.5."""
+    from inspectcnn.models.saving import load_model
+
+    model = load_model(path)
+    size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
+    return inference_spec(model=path.stem, threshold=0.5, threshold_rule="default 0.5, not chosen",
+                          size=size, channels=channels, stored_size=size,
+                          color_mode="grayscale" if channels == 1 else "rgb",
+                          classes=["negative", "positive"], tta="none")
+
+
 def find_spec(path: Path, prepared: Path | None = None) -> tuple[dict[str, Any] | None, str]:
     """The inference spec of a model file and where it came from: ``inference.json`` beside it (registered
     and exported copies); for a pipeline's ``models/<entry>/model.keras``, one built from its ``eval.json``
     and the prepared data's ``meta.json``; else (None, "")."""
     from inspectcnn import paths
+    from inspectcnn.data import store
 
     beside = path.parent / SPEC_FILE
     if beside.is_file():
         return read_spec(beside), str(beside)
     evaluation = path.parent / "eval.json"
-    meta_file = (prepared or paths.PREPARED) / "meta.json"
+    meta_file = (prepared or paths.PREPARED) / store.META_FILE
     if path.suffix == ".keras" and evaluation.is_file() and meta_file.is_file():
         from inspectcnn.models.saving import load_model
 
         spec = spec_from_evaluation(path.parent.name, load_model(path), json.loads(evaluation.read_text()),
-                                    json.loads(meta_file.read_text()))
+                                    store.read_meta(meta_file.parent))
         return spec, f"{evaluation} and {meta_file}"
     return None, ""
 
 
-def register_champion(served_model, spec: dict[str, Any], *, registry_name: str, run, description: str,
-                      tags: dict[str, str], alias: str = "champion") -> str:
-    """Log ``served_model`` with its ``spec`` as the pyfunc of :mod:`inspectcnn.champion_pyfunc` into
-    ``run`` (a :class:`inspectcnn.tracking.Run`), register it under ``registry_name`` with ``description``
-    and ``tags`` on the version, point ``alias`` at it; returns ``models:/<name>@<alias>``."""
-    import tempfile
-    import warnings
-    from importlib.metadata import version
-
-    import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.tracking import MlflowClient
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
-
-    from inspectcnn import interrupts, tracking
-
-    if not run.active:
-        return None
-    import os
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per stage, not a bar per file
-    shape = spec["input"]
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype("float32"), (-1, shape["size"], shape["size"], shape["channels"]),
-                                  "image")]),
-        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "class")]),
-        params=ParamSchema([ParamSpec("threshold", "double", float(spec["threshold"]))]),
-    )
-    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), interrupts.deferred():
-        warnings.simplefilter("ignore")
-        served_model.save(Path(folder) / "model.keras")
-        spec_file = write_spec(spec, Path(folder))
-        info = mlflow.pyfunc.log_model(
-            name="champion", python_model=str(Path(__file__).with_name("champion_pyfunc.py")),
-            artifacts={"keras_model": str(Path(folder) / "model.keras"), "inference": str(spec_file)},
-            signature=signature, pip_requirements=[*tracking.model_requirements(), f"pandas=={version('pandas')}"],
-        )
-        registered = mlflow.register_model(info.model_uri, registry_name)
-        client = MlflowClient(tracking.tracking_uri())
-        client.update_model_version(registry_name, registered.version, description=description)
-        for key, value in tags.items():
-            client.set_model_version_tag(registry_name, registered.version, key, str(value))
-        client.set_registered_model_alias(registry_name, alias, registered.version)
-    return f"models:/{registry_name}@{alias}"
+def served_runner(path: Path, spec: dict[str, Any]) -> Runner:
+    """``path`` served as it was evaluated: a pipeline's bare ``.keras`` file gets its spec's test-time
+    augmentation built in; a registered or exported copy (``inference.json`` beside it) already has it."""
+    bare_keras = path.suffix == ".keras" and not (path.parent / SPEC_FILE).is_file()
+    return open_runner(path, tta=spec.get("tta", "none") if bare_keras else "none")

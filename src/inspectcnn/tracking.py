@@ -241,12 +241,7 @@ def start_run(
             with interrupts.deferred():
                 import mlflow
 
-                _check_reachable(uri)
-                mlflow.set_tracking_uri(uri)
-                found = mlflow.set_experiment(experiment)
-                if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # the UI opens on its training runs
-                    mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-                killed = mark_stale_runs(experiment, run_name)
+                killed = _open_experiment(uri, experiment, run_name)
                 active = mlflow.start_run(run_name=run_name)
         except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same here
             if active is not None:
@@ -280,6 +275,19 @@ def start_run(
             _end_run(active.info.run_id, status)
 
 
+def _open_experiment(uri: str, experiment: str, run_name: str) -> list[str]:
+    """Reach the store, select (or create) ``experiment``, mark the runs a dead process of ``run_name`` left
+    RUNNING as KILLED; their ids."""
+    import mlflow
+
+    _check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.set_experiment(experiment)
+    if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # the UI opens on its training runs
+        mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return mark_stale_runs(experiment, run_name)
+
+
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # what MLflow's UI sets for model training: it opens on the runs
 
@@ -291,15 +299,16 @@ def prepared_dataset(prepared: Path):
     own dtypes (integer columns stay integers; no schema inference, which warns on every integer column)."""
     import hashlib
     import io
-    import json
 
     import pandas as pd
     from mlflow.data.dataset_source_registry import get_registered_sources
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.types import ColSpec, DataType, Schema
 
-    manifest_path = (prepared / "manifest.csv").resolve()
-    meta = json.loads((prepared / "meta.json").read_text())
+    from inspectcnn.data import store
+
+    manifest_path = store.manifest_path(prepared).resolve()
+    meta = store.read_meta(prepared)
     raw = manifest_path.read_bytes()
     manifest = pd.read_csv(io.BytesIO(raw), dtype={"id": str})
     kinds = {"i": DataType.long, "u": DataType.long, "f": DataType.double, "b": DataType.boolean}
@@ -316,9 +325,20 @@ def log_dataset(prepared: Path, context: str) -> None:
     used (training: train + val; evaluation: val + test)."""
     import mlflow
 
-    if not (prepared / "manifest.csv").is_file():
+    from inspectcnn.data import store
+
+    if not store.manifest_path(prepared).is_file():
         return
     mlflow.log_input(prepared_dataset(prepared), context=context)
+
+
+def stage_run(stage: str, kind: str, params, run_params: Mapping[str, Any], *, run_name: str | None = None,
+              tags: Mapping[str, str] | None = None, dataset: tuple[Path, str] | None = None):
+    """The MLflow run of one DVC stage (:func:`start_run`), with the standard tags every stage's run carries:
+    the environment, ``dvc_stage``, ``kind`` and ``params_hash`` (of ``run_params``), plus ``tags``."""
+    standard = {**environment_tags(), "dvc_stage": stage, "kind": kind, "params_hash": params_hash(run_params)}
+    return start_run(run_name or stage, experiment=params.mlflow.experiment, params=run_params,
+                     tags={**standard, **(tags or {})}, required=params.mlflow.required, dataset=dataset)
 
 
 def _end_run(run_id: str, status: str) -> None:
@@ -392,19 +412,47 @@ def logged_model_uri(run_id: str) -> str | None:
     return f"models:/{found[0].model_id}" if found else None
 
 
-def register_champion(run_id: str, registry_name: str, alias: str = "champion") -> str:
-    """Register the run's logged model under ``registry_name`` and point ``alias`` at the new version."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
+def register_champion(served_model, spec: dict[str, Any], *, registry_name: str, run, description: str,
+                      tags: dict[str, str], alias: str = "champion") -> str | None:
+    """Log ``served_model`` (the champion with its test-time augmentation) with its inference ``spec`` as the
+    pyfunc of :mod:`inspectcnn.champion_pyfunc` into ``run`` (a :class:`Run`), register it under ``registry_name`` with ``description``
+    and ``tags`` on the version, point ``alias`` at it; returns ``models:/<name>@<alias>``."""
+    import tempfile
+    from importlib.metadata import version
 
-    uri = logged_model_uri(run_id)
-    if uri is None:
-        raise TrackingUnavailableError(f"run {run_id} has no logged model to register")
-    mlflow.set_tracking_uri(tracking_uri())
-    with warnings.catch_warnings(), interrupts.deferred():
+    import mlflow
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.tracking import MlflowClient
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
+    from inspectcnn.serving import write_spec
+
+    if not run.active:
+        return None
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per stage, not a bar per file
+    shape = spec["input"]
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype("float32"), (-1, shape["size"], shape["size"], shape["channels"]),
+                                  "image")]),
+        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "class")]),
+        params=ParamSchema([ParamSpec("threshold", "double", float(spec["threshold"]))]),
+    )
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), interrupts.deferred():
         warnings.simplefilter("ignore")
-        version = mlflow.register_model(uri, registry_name)
-        MlflowClient(tracking_uri()).set_registered_model_alias(registry_name, alias, version.version)
+        served_model.save(Path(folder) / "model.keras")
+        spec_file = write_spec(spec, Path(folder))
+        info = mlflow.pyfunc.log_model(
+            name="champion", python_model=str(Path(__file__).with_name("champion_pyfunc.py")),
+            artifacts={"keras_model": str(Path(folder) / "model.keras"), "inference": str(spec_file)},
+            signature=signature, pip_requirements=[*model_requirements(), f"pandas=={version('pandas')}"],
+        )
+        registered = mlflow.register_model(info.model_uri, registry_name)
+        client = MlflowClient(tracking_uri())
+        client.update_model_version(registry_name, registered.version, description=description)
+        for key, value in tags.items():
+            client.set_model_version_tag(registry_name, registered.version, key, str(value))
+        client.set_registered_model_alias(registry_name, alias, registered.version)
     return f"models:/{registry_name}@{alias}"
 
 

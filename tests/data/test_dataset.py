@@ -56,7 +56,7 @@ def test_unshuffled_order_matches_labels(prepared):
 
 
 def test_shards_are_plain_numpy_that_need_no_tensorflow(prepared):
-    from inspectcnn.data.prepare import read_meta
+    from inspectcnn.data.store import read_meta
 
     meta = read_meta(prepared)
     files = [prepared / name for name in meta["splits"]["train"]["shards"]]
@@ -90,7 +90,7 @@ def test_a_prepared_folder_of_the_tfrecord_era_is_refused_with_the_fix(tmp_path,
     import json
     import shutil
 
-    from inspectcnn.data.prepare import PrepareError
+    from inspectcnn.data.store import PrepareError
 
     old = tmp_path / "old"
     shutil.copytree(prepared, old)

@@ -2,7 +2,7 @@
 
 Python imports ``sitecustomize`` at start-up from the first folder of ``sys.path`` that has one;
 the tests put this folder first on the stage's PYTHONPATH (``helpers.fault_env``). It acts only
-in a stage process (``python -m inspectcnn.stages.<stage>`` or ``pipeline.<stage>``), never in ``dvc`` itself, and only when
+in a stage process (``python -m pipeline.<stage>``), never in ``dvc`` itself, and only when
 ``INSPECTCNN_FAULT`` is set, as ``<action>@<moment>[:<epoch>]``:
 
 actions
@@ -30,7 +30,7 @@ import sys
 import time
 
 _SPEC = os.environ.get("INSPECTCNN_FAULT", "")
-_IN_STAGE = any(arg.startswith(("pipeline.", "inspectcnn.stages.")) for arg in sys.orig_argv[1:3])
+_IN_STAGE = any(arg.startswith("pipeline.") for arg in sys.orig_argv[1:3])
 
 
 def _fire() -> None:

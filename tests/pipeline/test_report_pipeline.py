@@ -41,6 +41,21 @@ def test_report_names_every_model_and_embeds_each_figure(project):
     assert lo_hi_contains(summary["champion_ci95"]["accuracy"], _eval(project, summary["champion"])["accuracy"])
 
 
+def test_the_champion_is_chosen_on_validation_once_and_every_later_stage_reads_that_record(project):
+    record = json.loads((project / "reports" / "champion.json").read_text())
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    export = json.loads((project / "reports" / "export.json").read_text())
+    assert record["split"] == "val" and record["select_by"] == "roc_auc"
+    assert summary["champion"] == export["champion"] == record["champion"]
+    values = {c["model"]: c["value"] for c in record["candidates"]}
+    assert record["value"] == max(values.values()) == values[record["champion"]]
+    for name, value in values.items():
+        if name != "ensemble":  # the ensemble is judged by its out-of-fold score, not its in-sample one
+            assert abs(_eval(project, name)["val"]["roc_auc"] - value) < 1e-6
+    card = (project / "reports" / "model_card.md").read_text()
+    assert "chosen on the validation split" in card and "test ranking" not in card
+
+
 def _eval(project, name):
     return json.loads((project / "models" / name / "eval.json").read_text())
 
@@ -191,16 +206,16 @@ def test_train_transfer_and_ensemble_never_open_the_test_split(project, tmp_path
     for shard in removed:
         shard.unlink()
     stages = (
-        ("inspectcnn.stages.train", "--name", "lenet", "--prepared", str(prepared), "--out", str(tmp_path / "lenet")),
-        ("inspectcnn.stages.transfer", "--name", "tiny_hed", "--prepared", str(prepared),
+        ("pipeline.train", "--name", "lenet", "--prepared", str(prepared), "--out", str(tmp_path / "lenet")),
+        ("pipeline.transfer", "--name", "tiny_hed", "--prepared", str(prepared),
          "--out", str(tmp_path / "tiny_hed")),
-        ("inspectcnn.stages.ensemble", "--models", "models", "--val-predictions", "data/val_predictions",
+        ("pipeline.ensemble", "--models", "models", "--val-predictions", "data/val_predictions",
          "--out", str(tmp_path / "ensemble")),
     )
     for stage in stages:
         run_in(project, "python", "-m", *stage)  # raises with the output if the stage failed
     assert (tmp_path / "ensemble" / "model.keras").is_file()
-    control = run_in(project, "python", "-m", "inspectcnn.stages.evaluate", "--name", "lenet", "--prepared",
+    control = run_in(project, "python", "-m", "pipeline.evaluate", "--name", "lenet", "--prepared",
                      str(prepared), "--model-dir", str(tmp_path / "lenet"), "--val-predictions",
                      str(tmp_path / "val.csv"), check=False)
     assert control.returncode != 0 and "test-00000.npy" in control.stderr

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from inspectcnn.config import DataConfig
-from inspectcnn.data.prepare import PrepareError, prepare, read_meta
+from inspectcnn.data.prepare import prepare
+from inspectcnn.data.store import PrepareError, read_meta
 
 from helpers import prepare_folder as run
 from helpers import read_manifest as manifest

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from inspectcnn.config import ConfigError, parse_params
-from inspectcnn.data.prepare import read_meta
+from inspectcnn.data.store import read_meta
 from inspectcnn.models import check_architectures
 from inspectcnn.training import TrainingError, check_before_training
 

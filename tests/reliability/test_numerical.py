@@ -6,7 +6,7 @@ import pytest
 
 from inspectcnn.config import DataConfig, parse_params
 from inspectcnn.data.prepare import prepare
-from inspectcnn.stages.train import run as run_training
+from inspectcnn.training.tracked import train_entry
 from inspectcnn.training import TrainingError
 
 pytestmark = pytest.mark.reliability
@@ -36,7 +36,7 @@ def test_diverging_learning_rate_fails_the_run_and_saves_nothing(tmp_path, monke
     monkeypatch.setattr(scratch, "make_optimizer", lambda config, steps: keras.optimizers.SGD(1e9, momentum=0.9))
     out = root / "models" / "lenet"
     with pytest.raises(TrainingError, match=r"loss became NaN/inf in epoch \d.*Lower models.lenet.learning_rate"):
-        run_training("lenet", params.model("lenet"), params, root / "prepared", out)
+        train_entry("lenet", params, root / "prepared", out)
     assert not (out / "model.keras").exists() and not (out / "metrics.json").exists()
     assert not list((root / "checkpoints").glob("lenet-*"))  # nothing left to resume from
 

@@ -26,7 +26,7 @@ import numpy as np
 from inspectcnn import dihedral
 from inspectcnn.config import AugmentConfig
 from inspectcnn.data import images as images_
-from inspectcnn.data.prepare import read_meta
+from inspectcnn.data.store import read_meta
 
 
 def augmentation(config: AugmentConfig, seed: int | None = None) -> list[keras.layers.Layer]:

@@ -9,7 +9,6 @@ when the whole stage has succeeded, so a failure never leaves half-written outpu
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -28,21 +27,13 @@ from tqdm import tqdm
 from inspectcnn.config import DataConfig
 from inspectcnn.data import health
 from inspectcnn.data.images import BadImageError, content_hash, read_image, resize
+from inspectcnn.data import store
 from inspectcnn.data.sources import SPLITS, DataSourceError, Item, Listing, list_items
+from inspectcnn.data.store import LEVEL_COLUMN, PrepareError
 from inspectcnn.dvc_outputs import write_metrics
-from inspectcnn.errors import UserError
 
 log = logging.getLogger(__name__)
 
-META_FILE = "meta.json"
-# uint8 NumPy shards (N, S, S, C) + <split>.csv (id, label, group): every Keras backend reads them without
-# TensorFlow. Prepared folders of older versions (TFRecord shards) carry no "format" and are refused.
-STORAGE_FORMAT = "npy-uint8-nhwc"
-MANIFEST_FILE = "manifest.csv"
-
-
-class PrepareError(UserError, ValueError):
-    """The data set cannot be prepared as configured; the message lists every problem found."""
 
 
 @dataclass(frozen=True)
@@ -67,20 +58,27 @@ def _largest_remainder(n: int, fractions: Sequence[float]) -> list[int]:
 
 
 def assign_splits(
-    labels: Sequence[int], groups: Sequence[str], hashes: Sequence[str], fractions: dict[str, float], seed: int
+    labels: Sequence[int], groups: Sequence[str], hashes: Sequence[str], fractions: dict[str, float], seed: int,
+    levels: Sequence[float | None] | None = None,
 ) -> list[str]:
-    """Stratified (label, group) split that keeps exact duplicates (same hash) in one split.
+    """Stratified (label, level, group) split that keeps exact duplicates (same hash) in one split.
 
+    ``levels`` are the annotated grades where a data set has them (ELPV: the experts' defect probability
+    0, 1/3, 2/3, 1); stratifying on them too gives train, val and test the same share of the hard
+    middle grades, so what is chosen on validation is chosen on a set like the test split.
     Duplicates form one cluster, assigned as a whole; within each stratum, clusters are shuffled
     with ``seed`` and cut by the largest-remainder rule, so each split's count is within one
     cluster of its fraction. Bit-for-bit reproducible for the same inputs and seed.
     """
+    levels = levels if levels is not None else [None] * len(labels)
     clusters: dict[str, list[int]] = defaultdict(list)
     for index, digest in enumerate(hashes):
         clusters[digest].append(index)
-    strata: dict[tuple[int, str], list[list[int]]] = defaultdict(list)
+    strata: dict[tuple[int, float, str], list[list[int]]] = defaultdict(list)
     for members in clusters.values():  # insertion order = first appearance: deterministic
-        strata[(labels[members[0]], groups[members[0]])].append(members)
+        first = members[0]
+        level = -1.0 if levels[first] is None else float(levels[first])
+        strata[(labels[first], level, groups[first])].append(members)
 
     rng = np.random.default_rng(seed)
     names = list(fractions)
@@ -209,13 +207,20 @@ def _summarise(rows: list[dict], classes: tuple[str, str]) -> dict:
         members = [row for row in rows if row["split"] == split]
         by_class = Counter(row["class"] for row in members)
         by_group = Counter(row["group"] for row in members if row["group"])
+        by_level = Counter(_level_key(row[LEVEL_COLUMN]) for row in members if LEVEL_COLUMN in row)
         summary[split] = {
             "count": len(members),
             "by_class": {name: by_class.get(name, 0) for name in classes},
             **({"by_group": dict(sorted(by_group.items()))} if by_group else {}),
+            **({"by_level": dict(sorted(by_level.items()))} if by_level else {}),
             "positive_fraction": round(by_class.get(classes[1], 0) / max(len(members), 1), 4),
         }
     return summary
+
+
+def _level_key(value: float) -> str:
+    """An annotated level as the summary's key: ELPV's 0, 1/3, 2/3, 1 as 0, 0.333, 0.667, 1."""
+    return f"{float(value):.3g}"
 
 
 def _check_splits(rows: list[dict], classes: tuple[str, str]) -> None:
@@ -257,7 +262,8 @@ def prepare(config: DataConfig, out_dir: Path, summary_path: Path, seed: int) ->
     return summary
 
 
-def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -> dict:
+def _manifest_rows(listing: Listing, config: DataConfig, work: Path, seed: int) -> tuple[list[dict], list, list, list]:
+    """Decode every image into the pool, drop or refuse the bad ones, split; (rows, pool offsets, bad, removed)."""
     decoded, offsets, bad = _decode_all(listing.items, config, work / "pool.bin", seed)
     if bad and config.on_bad_image == "fail":
         raise PrepareError(
@@ -281,6 +287,7 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
             [e.sha256 for e in decoded],
             config.split.as_dict(),
             seed,
+            levels=[e.item.extra.get(LEVEL_COLUMN) for e in decoded],
         )
 
     # Ids follow the sorted source order, independent of the decode order.
@@ -303,8 +310,11 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
             }
         )
     _check_splits(rows, listing.classes)
+    return rows, offsets, bad, removed
 
-    channels = 1 if config.color_mode == "grayscale" else 3
+
+def _write_shards(rows: list[dict], offsets: list[int], config: DataConfig, work: Path, channels: int):
+    """Stream the pool into per-split shards; (writers, pHashes, means, stds) in the order written."""
     totals = Counter(row["split"] for row in rows)
     shape = (config.image_size, config.image_size, channels)
     shards = {split: _ShardWriter(work, split, config.shard_size, totals[split], shape) for split in SPLITS}
@@ -320,7 +330,13 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
     finally:
         for writer in shards.values():
             writer.close()
+    return shards, hashes, means, stds
 
+
+def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -> dict:
+    rows, offsets, bad, removed = _manifest_rows(listing, config, work, seed)
+    channels = 1 if config.color_mode == "grayscale" else 3
+    shards, hashes, means, stds = _write_shards(rows, offsets, config, work, channels)
     data_health = {  # before the rows are sorted: hashes, means and stds follow the order written
         "near_duplicates": (health.near_duplicates([r["id"] for r in rows], [r["split"] for r in rows],
                                                    [r["source"] for r in rows], hashes, config.near_duplicate_bits)
@@ -328,10 +344,7 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
         "class_statistics": health.class_statistics(rows, means, stds, list(listing.classes)),
     }
     rows.sort(key=lambda row: row["id"])
-    with (work / MANIFEST_FILE).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    store.write_manifest(work, rows)
 
     hashes = Counter(row["sha256"] for row in rows)
     meta = {
@@ -339,11 +352,10 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
         "classes": list(listing.classes),
         "image_size": config.image_size,
         "channels": channels,
-        "format": STORAGE_FORMAT,
         "has_groups": any(row["group"] for row in rows),
         "splits": {split: {"count": shards[split].count, "shards": shards[split].files} for split in SPLITS},
     }
-    (work / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    store.write_meta(work, meta)
     return {
         "source": config.source,
         "total": len(rows),
@@ -359,15 +371,3 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
         "bad_images": {"count": len(bad), "skipped": [{"path": e.path, "reason": e.reason} for e in bad]},
         "health": data_health,
     }
-
-
-def read_meta(prepared_dir: Path) -> dict:
-    """The facts later stages need about the prepared data (size, channels, classes, shards)."""
-    path = Path(prepared_dir) / META_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run the prepare stage first (dvc repro prepare)")
-    meta = json.loads(path.read_text())
-    if meta.get("format") != STORAGE_FORMAT:
-        raise PrepareError(f"{prepared_dir} was prepared by an older version (format {meta.get('format', 'tfrecord')!r}, "
-                           f"this one reads {STORAGE_FORMAT!r}): run the prepare stage again (dvc repro prepare)")
-    return meta

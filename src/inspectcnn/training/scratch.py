@@ -13,7 +13,7 @@ import numpy as np
 
 from inspectcnn.config import TrainConfig
 from inspectcnn.data.dataset import load_split
-from inspectcnn.data.prepare import read_meta
+from inspectcnn.data.store import read_meta
 from inspectcnn.models import InputTooSmallError, build_model, check_input_size
 from inspectcnn.training import checkpoints, runtime
 from inspectcnn.training.callbacks import NanGuard, ThroughputMeter, phase_callbacks
@@ -28,24 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    learning_rate = config.learning_rate
-    if config.schedule == "cosine":
-        warmup = config.warmup_epochs * steps_per_epoch
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0 if warmup else config.learning_rate,
-            decay_steps=max(1, config.epochs * steps_per_epoch - warmup),
-            alpha=0.01,
-            warmup_target=config.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
-    kinds = {
-        "adam": lambda: keras.optimizers.Adam(learning_rate, weight_decay=config.weight_decay or None),
-        "adamw": lambda: keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay or 0.004),
-        "sgd": lambda: keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True,
-                                            weight_decay=config.weight_decay or None),
-        "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate, weight_decay=config.weight_decay or None),
-    }
-    return kinds[config.optimizer]()
+    from inspectcnn.training.optim import build_optimizer
+
+    return build_optimizer(config.optimizer, config.learning_rate, schedule=config.schedule,
+                           steps=config.epochs * steps_per_epoch, warmup_steps=config.warmup_epochs * steps_per_epoch,
+                           weight_decay=config.weight_decay)
 
 
 def class_weights(labels: list[int]) -> dict[int, float]:
@@ -58,10 +45,9 @@ def class_weights(labels: list[int]) -> dict[int, float]:
 
 
 def train_labels(prepared_dir: Path) -> list[int]:
-    import pandas as pd
+    from inspectcnn.data import store
 
-    manifest = pd.read_csv(Path(prepared_dir) / "manifest.csv", usecols=["label", "split"])
-    return manifest.loc[manifest["split"] == "train", "label"].astype(int).tolist()
+    return store.labels(prepared_dir, "train")
 
 
 def check_before_training(name: str, config: TrainConfig, meta: dict) -> int:
@@ -126,22 +112,9 @@ def train(
                        loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
                        jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
 
-    mode = monitor_mode(config.monitor)
-    history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
+    best_path = work_dir / "best.keras"
     meter, nan_guard = ThroughputMeter(train_count), NanGuard()
-    schedule = []
-    if config.early_stopping_patience:
-        schedule.append(keras.callbacks.EarlyStopping(config.monitor, mode=mode,
-                                                      patience=config.early_stopping_patience))
-    if config.schedule == "plateau":
-        schedule.append(keras.callbacks.ReduceLROnPlateau(config.monitor, mode=mode, factor=0.5,
-                                                          patience=max(1, config.early_stopping_patience // 2)))
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(best_path), monitor=config.monitor, mode=mode, save_best_only=True,
-        initial_value_threshold=best_so_far(history_path, config.monitor, mode),
-    )
-    callbacks = [*phase_callbacks(work_dir / "backup", history_path, meter, nan_guard, checkpoint=checkpoint,
-                                  log_learning_rate=True, extra=schedule, run=run), *callbacks]
+    callbacks = [*_callbacks(config, work_dir, meter, nan_guard, run), *callbacks]
 
     log.info("training %s (%s, %s px, width %s) on %d images, %d replica(s), policy %s",
              name, config.arch, config.image_size, config.width, train_count, replicas, policy)
@@ -158,6 +131,32 @@ def train(
     if not best_path.is_file():
         raise TrainingError(f"{name}: no epoch produced a finite {config.monitor}; no model was saved")
 
+    return _finish(config, model, work_dir, out_dir, meter, wall, channels, policy, replicas)
+
+
+def _callbacks(config: TrainConfig, work_dir: Path, meter, nan_guard, run) -> list:
+    """Checkpointing, resuming, logging and the schedule's callbacks (early stopping, plateau)."""
+    mode = monitor_mode(config.monitor)
+    history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
+    schedule = []
+    if config.early_stopping_patience:
+        schedule.append(keras.callbacks.EarlyStopping(config.monitor, mode=mode,
+                                                      patience=config.early_stopping_patience))
+    if config.schedule == "plateau":
+        schedule.append(keras.callbacks.ReduceLROnPlateau(config.monitor, mode=mode, factor=0.5,
+                                                          patience=max(1, config.early_stopping_patience // 2)))
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(best_path), monitor=config.monitor, mode=mode, save_best_only=True,
+        initial_value_threshold=best_so_far(history_path, config.monitor, mode),
+    )
+    return phase_callbacks(work_dir / "backup", history_path, meter, nan_guard, checkpoint=checkpoint,
+                           log_learning_rate=True, extra=schedule, run=run)
+
+
+def _finish(config: TrainConfig, model, work_dir: Path, out_dir: Path, meter, wall: float, channels: int,
+            policy: str, replicas: int) -> TrainResult:
+    """The summary metrics; published to ``out_dir`` by the chief worker only."""
+    history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
     _, metrics = summarize(read_history(history_path), config.monitor)
     metrics = {
         **metrics,

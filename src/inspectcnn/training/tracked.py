@@ -1,5 +1,5 @@
-"""What the train and transfer stages share: one MLflow run around the work, with its summary metrics,
-history plot and model logged."""
+"""What from-scratch training and transfer learning share around the work: one MLflow run (the stage's
+standard run, :func:`inspectcnn.tracking.stage_run`) with the summary metrics, history plot and model."""
 
 from __future__ import annotations
 
@@ -8,21 +8,19 @@ from pathlib import Path
 from inspectcnn.config import Params
 
 
-
 def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict, out_dir: Path, work,
             prepared: Path | None = None) -> dict:
-    """Run ``work(run)`` inside an MLflow run; log its summary metrics, history plot and model."""
+    """Run ``work(run)`` inside the stage's MLflow run; log its summary metrics, history plot and model."""
     from inspectcnn import plots, tracking
-    from inspectcnn.training import read_history
+    from inspectcnn.dvc_outputs import write_split_metrics
+    from inspectcnn.models.saving import load_model
+    from inspectcnn.training.checkpoints import read_history
 
     run_params = {"seed": params.seed, "backend": params.backend, "entry": name, **config.model_dump(),
                   "data": {"source": meta["source"], "stored_size": meta["image_size"],
                            "train_images": meta["splits"]["train"]["count"],
                            "negative_class": meta["classes"][0], "positive_class": meta["classes"][1]}}
-    tags = {**tracking.environment_tags(), "dvc_stage": stage, "kind": kind,
-            "params_hash": tracking.params_hash(run_params)}
-    with tracking.start_run(stage, experiment=params.mlflow.experiment, params=run_params, tags=tags,
-                            required=params.mlflow.required,
+    with tracking.stage_run(stage, kind, params, run_params,
                             dataset=(prepared, "training") if prepared is not None else None) as run:
         result = work(run)
         run.log_metrics({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))
@@ -31,13 +29,24 @@ def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict
         run.log_figure(figure, "history.png")
         plots.close(figure)
         run.log_artifact(result.history_path)
-        from inspectcnn.models.saving import load_model
-
         model = load_model(result.model_path)
         run.log_keras_model(model, tuple(model.input.shape[1:]))
         if run.active:
             result.metrics["mlflow_run_id"] = run.run_id
-            from inspectcnn.dvc_outputs import write_split_metrics
-
             write_split_metrics(out_dir, result.metrics)
     return result.metrics
+
+
+def train_entry(name: str, params: Params, prepared_dir: Path, out_dir: Path) -> dict:
+    """The `train@<name>` stage: check, then train a models entry inside its MLflow run; its metrics."""
+    from inspectcnn.data.store import read_meta
+    from inspectcnn.models import check_architectures
+    from inspectcnn.training.scratch import check_before_training, train
+
+    check_architectures(params)
+    config = params.model(name)
+    meta = read_meta(prepared_dir)
+    check_before_training(name, config, meta)  # fail before MLflow and TensorFlow start up
+    return tracked(f"train@{name}", "train", name, config, params, meta, out_dir,
+                   lambda run: train(name, config, prepared_dir, out_dir, seed=params.seed, run=run),
+                   prepared=prepared_dir)

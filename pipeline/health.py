@@ -12,26 +12,19 @@ from inspectcnn.cli_support import run_stage
 from inspectcnn.config import load_params
 
 
-def run(params, prepared: Path, out: Path) -> dict:
-    from inspectcnn.dvc_outputs import write_metrics
-
-    result = {"label_issues": None}
-    if params.health.label_issues:
-        from inspectcnn.health import label_issues
-        from inspectcnn.stages.evaluate import levels
-
-        result["label_issues"] = label_issues(prepared, params.health, params.seed, levels(prepared))
-    write_metrics(out, result)
-    return result
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", type=Path, default=paths.PREPARED)
     parser.add_argument("--out", type=Path, default=paths.HEALTH)
     args = parser.parse_args(argv)
-    result = run_stage("health", lambda: run(load_params(args.params), args.prepared, args.out))
+
+    def work():
+        from inspectcnn.health import health_stage
+
+        return health_stage(load_params(args.params), args.prepared, args.out)
+
+    result = run_stage("health", work)
     issues = result["label_issues"]
     print("health: label issues off (health.label_issues: false)" if issues is None else
           f"health: {issues['candidates']} label-issue candidates among {issues['images']} train+val images "

@@ -1,37 +1,15 @@
-"""DVC stage `export`: the champion (chosen as the report ranks, on the evaluate stages' results) as ONNX,
-LiteRT and OpenVINO files under reports/export/, each checked against Keras; reports/export.json."""
+"""DVC stage `export`: the champion (reports/champion.json, chosen on validation by the champion stage) as
+ONNX, LiteRT and OpenVINO files under reports/export/, each checked against Keras; reports/export.json."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from inspectcnn import paths
 from inspectcnn.cli_support import run_stage
 from inspectcnn.config import load_params
-
-log = logging.getLogger(__name__)
-
-
-def champion_of(params, models: Path) -> str:
-    """The first of the report's ranking (params.report.rank_by on each entry's eval.json)."""
-    from inspectcnn.report import collect, ranking
-
-    return ranking(collect(params, models), params.report.rank_by)[0]["model"]
-
-
-def run(params, models: Path, prepared: Path, out: Path, metrics: Path) -> dict:
-    from inspectcnn import export
-    from inspectcnn.dvc_outputs import write_metrics
-
-    export.resolve_formats(params)  # a format params name that cannot be exported: an error before any work
-    champion = champion_of(params, models)
-    log.info("export: champion %s (%s) -> %s", champion, params.report.rank_by, out)
-    result = export.export_champion(params, champion, models, prepared, out)
-    write_metrics(metrics, result)
-    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,9 +19,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prepared", type=Path, default=paths.PREPARED)
     parser.add_argument("--out", type=Path, default=paths.EXPORT, help="the exported files")
     parser.add_argument("--metrics", type=Path, default=paths.EXPORT_METRICS)
+    parser.add_argument("--champion", type=Path, default=paths.CHAMPION, help="the champion stage's record")
     args = parser.parse_args(argv)
     params = run_stage("export", lambda: load_params(args.params))
-    result = run_stage("export", lambda: run(params, args.models, args.prepared, args.out, args.metrics))
+
+    def work():
+        from inspectcnn.export import export_stage
+
+        return export_stage(params, args.models, args.prepared, args.out, args.metrics, args.champion)
+
+    result = run_stage("export", work)
     lines = [f"export: {result['champion']} at threshold {result['threshold']:.3f}, checked on "
              f"{result['test_count']} test images:"]
     for fmt, row in result["formats"].items():

@@ -1,0 +1,84 @@
+"""The prepared-data contract: what the prepare stage writes and every later step reads.
+
+A prepared folder holds uint8 NumPy shards ``<split>-NNNNN.npy`` (N, S, S, C) with ``<split>.csv``
+(id, label, group) beside them, ``meta.json`` (source, classes, stored size, channels, shards per split,
+and ``format``) and ``manifest.csv`` (one row per image: id, source, sha256, label, class, group, split,
+original size and, where the data set has them, annotated levels such as ELPV's defect ``probability``).
+Writers and readers both go through this module; ``meta.json`` is always format-checked on reading.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+from inspectcnn.errors import UserError
+
+META_FILE = "meta.json"
+MANIFEST_FILE = "manifest.csv"
+# uint8 NumPy shards (N, S, S, C) + <split>.csv (id, label, group): every Keras backend reads them without
+# TensorFlow. Prepared folders of older versions (TFRecord shards) carry no "format" and are refused.
+STORAGE_FORMAT = "npy-uint8-nhwc"
+LEVEL_COLUMN = "probability"  # the annotated level of an image (ELPV: the experts' defect probability)
+
+
+class PrepareError(UserError, ValueError):
+    """The data set cannot be prepared as configured, or a prepared folder cannot be read."""
+
+
+def read_meta(prepared_dir: Path) -> dict:
+    """The facts later stages need about the prepared data (size, channels, classes, shards), format-checked."""
+    path = Path(prepared_dir) / META_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the prepare stage first (dvc repro prepare)")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != STORAGE_FORMAT:
+        raise PrepareError(f"{prepared_dir} was prepared by an older version (format {meta.get('format', 'tfrecord')!r}, "
+                           f"this one reads {STORAGE_FORMAT!r}): run the prepare stage again (dvc repro prepare)")
+    return meta
+
+
+def write_meta(prepared_dir: Path, meta: dict) -> None:
+    (Path(prepared_dir) / META_FILE).write_text(json.dumps({**meta, "format": STORAGE_FORMAT}, indent=2) + "\n")
+
+
+def manifest_path(prepared_dir: Path) -> Path:
+    return Path(prepared_dir) / MANIFEST_FILE
+
+
+def write_manifest(prepared_dir: Path, rows: list[dict]) -> None:
+    with manifest_path(prepared_dir).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_manifest(prepared_dir: Path) -> list[dict]:
+    """Every row of manifest.csv (strings, as written); a clear error when the folder has none."""
+    path = manifest_path(prepared_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the prepare stage first (dvc repro prepare)")
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def labels(prepared_dir: Path, split: str) -> list[int]:
+    """The labels of one split, in manifest order."""
+    return [int(row["label"]) for row in read_manifest(prepared_dir) if row["split"] == split]
+
+
+def levels(prepared_dir: Path, split: str | None = None) -> dict[str, float]:
+    """id -> annotated level (ELPV: the defect probability) of ``split`` (default all); {} when the data set
+    has no levels."""
+    if not manifest_path(prepared_dir).is_file():
+        return {}
+    return {row["id"]: float(row[LEVEL_COLUMN]) for row in read_manifest(prepared_dir)
+            if row.get(LEVEL_COLUMN) not in (None, "") and (split is None or row["split"] == split)}
+
+
+def manifest_sha256(prepared_dir: Path) -> str | None:
+    """The manifest's SHA-256 (what identifies the prepared data in MLflow and every inference spec)."""
+    path = manifest_path(prepared_dir)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
