@@ -32,7 +32,7 @@ models:
   simple_cnn: {learning_rate: 0.001}
 transfer:
   tiny_hed: {weights: hed-vgg16, image_size: 32, head: [8], frozen_epochs: 1, finetune_epochs: 1}
-evaluate: {latency_runs: 2, latency_batch: 8, tta: flips, bootstrap: 50}
+evaluate: {latency_runs: 2, latency_batch: 8, tta: dihedral, bootstrap: 50}
 ensemble: {candidates: auto, max_members: 3}
 report: {rank_by: roc_auc, gradcam_per_category: 1, error_gallery: 4}
 export: {formats: auto, calibration_size: 16, latency_runs: 3, on_failure: fail}
