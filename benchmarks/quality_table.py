@@ -5,8 +5,9 @@
 One row per trained model (params.yaml models: and transfer: entries): test accuracy, F1 and
 ROC-AUC from eval.json, best validation AUC and epochs from metrics.json, training wall time and
 images/s from run.json, the cost (parameters, MACs) from eval.json; then the published ELPV
-results of `inspectcnn.reference` (copied from the shared reference notes). Checks the target
-(best model test accuracy >= 0.90 and ROC-AUC >= 0.95) and names the best model and its cost.
+results of `inspectcnn.reference` (copied from the shared reference notes). Checks the target on the
+CHAMPION (reports/champion.json: chosen on validation by the champion stage; never the best test score,
+which would be selection on test) and prints every model's validation - test gap.
 Writes benchmarks/results/quality.json and prints a Markdown table.
 """
 
@@ -51,7 +52,8 @@ def main() -> None:
             "params": evaluation["cost"]["params"], "macs": evaluation["cost"]["macs"],
         })
     rows.sort(key=lambda r: r["test_roc_auc"], reverse=True)
-    best = rows[0]
+    record = json.loads(paths.CHAMPION.read_text())
+    best = next(r for r in rows if r["model"] == record["champion"])
     met = best["test_accuracy"] >= TARGET["accuracy"] and best["test_roc_auc"] >= TARGET["roc_auc"]
 
     print(f"Task: {ELPV_TASK}\n")
@@ -78,14 +80,17 @@ def main() -> None:
     print("| where | split | recipe | result |\n|---|---|---|---|")
     for p in RECIPES:
         print(f"| {p['where']} | {p['split']} | {p['recipe']} | {p['result']} |")
-    print(f"\nBest: {best['model']}, test accuracy {best['test_accuracy']:.3f}, ROC-AUC {best['test_roc_auc']:.3f}, "
+    gaps = [r["val_roc_auc"] - r["test_roc_auc"] for r in rows if r["val_roc_auc"] is not None]
+    print(f"\nValidation - test ROC-AUC gap over {len(gaps)} models: mean {sum(gaps) / len(gaps):+.3f}, "
+          f"from {min(gaps):+.3f} to {max(gaps):+.3f}.")
+    print(f"\nChampion (chosen on validation {record['select_by']} {record['value']:.4f}): {best['model']}, test accuracy {best['test_accuracy']:.3f}, ROC-AUC {best['test_roc_auc']:.3f}, "
           f"{number(best['train_wall_s'], '{:.0f}')} s of training, {best['params']:,} parameters, {best['macs'] / 1e9:.2f} G MACs "
           f"per image. Target accuracy >= {TARGET['accuracy']} and ROC-AUC >= {TARGET['roc_auc']}: "
           f"{'met' if met else 'NOT met'}.")
     total = sum(r["train_wall_s"] or 0 for r in rows)
     print(f"Training wall time of all {len(rows)} models: {total / 60:.1f} min.")
     Path(args.out).write_text(json.dumps({"task": ELPV_TASK, "target": TARGET, "target_met": met,
-                                          "best": best["model"], "models": rows, "published": list(PUBLISHED)},
+                                          "champion": best["model"], "choice": record, "models": rows, "published": list(PUBLISHED)},
                                          indent=2) + "\n")
 
 

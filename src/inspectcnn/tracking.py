@@ -366,25 +366,6 @@ def _end_run(run_id: str, status: str) -> None:
                         "mark it KILLED", run_id, status, first, error)
 
 
-def find_runs(experiment: str, filter_string: str = "") -> list[dict]:
-    """Runs of an experiment as plain dicts (for the report and the tests)."""
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri())
-    found = mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string, output_format="list")
-    return [
-        {
-            "run_id": r.info.run_id,
-            "name": r.info.run_name,
-            "status": r.info.status,
-            "params": dict(r.data.params),
-            "metrics": dict(r.data.metrics),
-            "tags": dict(r.data.tags),
-        }
-        for r in found
-    ]
-
-
 def mark_stale_runs(experiment: str, run_name: str) -> list[str]:
     """Runs of ``run_name`` still RUNNING (their process was killed): mark them KILLED, return their ids."""
     from mlflow.tracking import MlflowClient
@@ -454,14 +435,6 @@ def register_champion(served_model, spec: dict[str, Any], *, registry_name: str,
             client.set_model_version_tag(registry_name, registered.version, key, str(value))
         client.set_registered_model_alias(registry_name, alias, registered.version)
     return f"models:/{registry_name}@{alias}"
-
-
-def load_pyfunc(uri: str):
-    """A model from the registry (``models:/name@alias``) as an MLflow pyfunc."""
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri())
-    return mlflow.pyfunc.load_model(uri)
 
 
 def download_keras_model(uri: str, folder: Path) -> Path:

@@ -13,12 +13,6 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
-def conv_bn_relu(x, filters: int, kernel: int, *, strides: int = 1, name: str, use_bias: bool = True):
-    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=use_bias, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    return layers.Activation("relu", name=f"{name}_relu")(x)
-
-
 def features(x):
     """Marks the end of the convolutional base (for summaries, base extraction and Grad-CAM)."""
     return layers.Identity(name="features")(x)
