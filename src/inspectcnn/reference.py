@@ -3,7 +3,8 @@ project's shared reference notes, ELPV.md; [R] = read in the source, [M] = recal
 
 ELPV_TASK = (
     "Ours: binary, defective when the experts' defect probability >= 0.5 (821 of 2,624 cells, 31.3 %), "
-    "stratified 70/15/15 train/val/test split on label and mono/poly type, threshold chosen on validation."
+    "stratified 70/15/15 train/val/test split on label x the 4 defect-probability levels x mono/poly type, "
+    "champion and threshold chosen on validation."
 )
 
 PUBLISHED = (
