@@ -114,5 +114,7 @@ def test_gpu_params_are_valid_and_use_the_measured_transfer_recipe():
 
     raw = gpu_params(yaml.safe_load((REPO / "params.yaml").read_text()))
     params = parse_params(raw)
-    hed = params.transfer["vgg16_hed"]
-    assert (hed.image_size, hed.finetune_layer, hed.cache_mode, hed.augment.dihedral) == (224, "block1_conv1", "none", True)
+    lite = params.transfer["lite0"]
+    assert (lite.image_size, lite.finetune_layer, lite.cache_mode, lite.augment.dihedral) == (224, "stem_conv", "none", True)
+    control = params.transfer["vgg16_random"]
+    assert (control.image_size, control.finetune_layer, control.augment.dihedral) == (224, "block1_conv1", True)

@@ -18,7 +18,7 @@ GIT = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test"]
 
 def _scores(path):
     with path.open(newline="") as handle:
-        return {row["path"].rsplit("/", 1)[-1]: (row["probability"], row["label"]) for row in csv.DictReader(handle)}
+        return {"/".join(row["path"].split("/")[-2:]): (row["probability"], row["label"]) for row in csv.DictReader(handle)}
 
 
 def test_a_colleague_pulls_every_output_from_a_local_remote_and_nothing_reruns(tmp_path):
