@@ -77,11 +77,10 @@ def validation_scores(entries: Mapping[str, Mapping], ensembles: Mapping[str, Ma
 
 
 def write(path: Path, record: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)
+    """The record, written atomically as every other JSON output (:func:`inspectcnn.dvc_outputs.write_metrics`)."""
+    from inspectcnn.dvc_outputs import write_metrics
+
+    write_metrics(path, record)
 
 
 def read(path: Path) -> dict:
