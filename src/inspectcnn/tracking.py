@@ -275,9 +275,27 @@ def start_run(
             _end_run(active.info.run_id, status)
 
 
-def _open_experiment(uri: str, experiment: str, run_name: str) -> list[str]:
+def _open_experiment(uri: str, experiment: str, run_name: str, attempts: int = 4) -> list[str]:
     """Reach the store, select (or create) ``experiment``, mark the runs a dead process of ``run_name`` left
-    RUNNING as KILLED; their ids."""
+    RUNNING as KILLED; their ids.
+
+    Two stages that start together on a new SQLite store (``dvc exp run -j 2``) both try to create its tables
+    and the experiment; the loser's error ("table ... already exists", "UNIQUE constraint failed", "database
+    is locked") means the other got there first, so it tries again after a pause (2, 4, 8 s)."""
+    import time
+
+    for attempt in range(attempts - 1 if uri.startswith("sqlite:") else 0):
+        try:
+            return _select_experiment(uri, experiment, run_name)
+        except TrackingUnavailableError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a lost race looks like any store error: try again
+            log.info("MLflow store %s busy (%s); trying again", redact(uri), type(error).__name__)
+            time.sleep(2 ** (attempt + 1))
+    return _select_experiment(uri, experiment, run_name)
+
+
+def _select_experiment(uri: str, experiment: str, run_name: str) -> list[str]:
     import mlflow
 
     _check_reachable(uri)
@@ -336,6 +354,12 @@ def stage_run(stage: str, kind: str, params, run_params: Mapping[str, Any], *, r
               tags: Mapping[str, str] | None = None, dataset: tuple[Path, str] | None = None):
     """The MLflow run of one DVC stage (:func:`start_run`), with the standard tags every stage's run carries:
     the environment, ``dvc_stage``, ``kind`` and ``params_hash`` (of ``run_params``), plus ``tags``."""
+    from inspectcnn.cluster import worker
+
+    here = worker()
+    if not here.chief:  # a multi-worker training has one run, the chief's; this worker never touches the store
+        log.info("%s of a multi-worker training: worker 0 logs to MLflow, not this one", here.label)
+        return contextlib.nullcontext(Run(None))
     standard = {**environment_tags(), "dvc_stage": stage, "kind": kind, "params_hash": params_hash(run_params)}
     return start_run(run_name or stage, experiment=params.mlflow.experiment, params=run_params,
                      tags={**standard, **(tags or {})}, required=params.mlflow.required, dataset=dataset)

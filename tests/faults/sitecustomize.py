@@ -8,6 +8,7 @@ in a stage process (``python -m pipeline.<stage>``), never in ``dvc`` itself, an
 actions
     ``sigint``  Ctrl-C as a terminal sends it: SIGINT to the whole process group (dvc and stage).
     ``hold``    block there for ever, so that the test can SIGKILL a process that cannot finish.
+    ``kill``    SIGKILL this process alone (a worker of a multi-worker training that dies).
 
 moments (epochs count from 1 and run on across a transfer's two phases)
     ``run_started``      right after the MLflow run has been created, before the first epoch
@@ -20,6 +21,9 @@ moments (epochs count from 1 and run on across a transfer's two phases)
 
 When the fault fires, the file named by ``INSPECTCNN_FAULT_MARKER`` (if set) is written: the event
 a test waits on.
+
+``INSPECTCNN_BATCH_LOG=<file>`` (any stage, with or without a fault) records the batch each train step of
+this process sees: how the multi-worker tests check that each worker gets its share of a global batch.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ def _fire() -> None:
     action = _SPEC.split("@", 1)[0]
     if action == "sigint":
         os.killpg(os.getpgrp(), signal.SIGINT)
+    elif action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
     elif action == "hold":
         while True:
             time.sleep(3600)
@@ -140,6 +146,35 @@ def _install(moment: str, epoch: int) -> None:
     else:
         raise SystemExit(f"INSPECTCNN_FAULT: unknown moment {moment!r}")
 
+
+def _record_batches(path: str) -> None:
+    """``INSPECTCNN_BATCH_LOG=<file>``: append the batch size one replica's train step sees, a line per step
+    (TensorFlow, at run time) or per compiled step (JAX: the shard of the global batch on this process's device)."""
+    import keras
+
+    original = keras.Model.train_step
+
+    def write(size) -> None:
+        with open(path, "a") as handle:
+            handle.write(f"{int(size)}\n")
+
+    def train_step(self, *args):
+        images = args[-1][0]
+        if keras.backend.backend() == "jax":
+            import jax
+
+            jax.debug.inspect_array_sharding(images, callback=lambda s: write(s.shard_shape(images.shape)[0]))
+        else:
+            import tensorflow as tf
+
+            tf.py_function(write, [tf.shape(images)[0]], [])
+        return original(self, *args)
+
+    keras.Model.train_step = train_step
+
+
+if os.environ.get("INSPECTCNN_BATCH_LOG") and _IN_STAGE:
+    _record_batches(os.environ["INSPECTCNN_BATCH_LOG"])
 
 if _SPEC and _IN_STAGE:
     _moment, _, _epoch = _SPEC.split("@", 1)[1].partition(":")

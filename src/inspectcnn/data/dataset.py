@@ -130,12 +130,17 @@ class SplitBatches(keras.utils.PyDataset):
     """Batches (images float32 (B, S, S, C) in [0, 1], labels float32 (B, 1)) of one prepared split.
 
     ``ids``, ``labels`` and ``groups`` give every item in the unshuffled order, for evaluation.
+
+    ``shard=(index, count)``: this process's part of every global batch of ``batch_size``, rows
+    ``[index * batch_size / count, (index + 1) * batch_size / count)``, for a multi-worker training whose engine
+    takes each process's local batch (``keras.distribution`` with ``auto_shard_dataset=False``). Every worker
+    draws the same order from the seed; a last batch that does not split evenly among the workers is left out.
     """
 
     def __init__(self, prepared_dir: str | Path, split: str, *, image_size: int, batch_size: int,
                  channels: int | None = None, shuffle: bool = False, augment: AugmentConfig | None = None,
                  seed: int | None = None, cache: bool = True, drop_remainder: bool = False,
-                 workers: int | None = None):
+                 workers: int | None = None, shard: tuple[int, int] | None = None):
         super().__init__(workers=workers or default_workers(), use_multiprocessing=False, max_queue_size=8)
         meta = read_meta(prepared_dir)
         stored = int(meta["channels"])
@@ -155,6 +160,9 @@ class SplitBatches(keras.utils.PyDataset):
         self.augmenter = Augmenter(layers, name="augment") if layers else None
         self.epoch = 0
         self.order = self._order()
+        self.shard = shard
+        if shard is not None and batch_size % shard[1]:
+            raise ValueError(f"a global batch of {batch_size} does not split evenly among {shard[1]} workers")
 
     def _order(self) -> np.ndarray:
         if not self.shuffle:
@@ -163,7 +171,8 @@ class SplitBatches(keras.utils.PyDataset):
 
     def __len__(self) -> int:
         count = len(self.split)
-        return count // self.batch_size if self.drop_remainder else math.ceil(count / self.batch_size)
+        uneven = self.shard is not None and (count % self.batch_size) % self.shard[1]
+        return count // self.batch_size if self.drop_remainder or uneven else math.ceil(count / self.batch_size)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
@@ -173,6 +182,9 @@ class SplitBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         indices = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        if self.shard is not None:
+            part = len(indices) // self.shard[1]
+            indices = indices[self.shard[0] * part:(self.shard[0] + 1) * part]
         images = self.split.gather(indices).astype(np.float32) / np.float32(255.0)
         if self.dihedral:  # a draw fixed by (seed, epoch, batch)
             images = dihedral.random_views(images, np.random.default_rng([self.seed, self.epoch, index]))

@@ -28,10 +28,14 @@ class TrainResult:
 
 
 def work_dir(prefix: str, seed: int, config) -> Path:
-    """``checkpoints/<prefix>-<hash of seed and config>``: one folder per distinct run."""
+    """``checkpoints/<prefix>-<hash of seed and config>``: one folder per distinct run; the other workers of a
+    multi-worker training (:mod:`inspectcnn.cluster`) each get their own beside the chief's."""
+    from inspectcnn.cluster import worker
     from inspectcnn.tracking import params_hash
 
-    return CHECKPOINTS / f"{prefix}-{params_hash({'seed': seed, **config.model_dump()})}"
+    here = worker()
+    suffix = "" if here.chief else f"-worker{here.index}"
+    return CHECKPOINTS / f"{prefix}-{params_hash({'seed': seed, **config.model_dump()})}{suffix}"
 
 
 def best_so_far(history_path: Path, monitor: str, mode: str) -> float | None:
@@ -55,10 +59,15 @@ def read_history(path: Path) -> list[dict]:
 
 
 def publish(work_dir: Path, out_dir: Path, metrics: dict) -> TrainResult:
-    """Copy the finished results into the stage outputs, then drop the work folder."""
+    """Copy the finished results into the stage outputs, then drop the work folder. A worker other than the
+    chief of a multi-worker training (:mod:`inspectcnn.cluster`) only drops its own work folder."""
+    from inspectcnn.cluster import worker
     from inspectcnn.dvc_outputs import write_split_metrics, write_table
 
     interrupts.check()  # never publish after a Ctrl-C, even one whose KeyboardInterrupt was swallowed
+    if not worker().chief:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return TrainResult(metrics, work_dir / "best.keras", work_dir / "history.csv")
     model_path, history_path = out_dir / "model.keras", out_dir / "history.csv"
     rows = read_history(work_dir / "history.csv")
     for row in rows:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ class Strategy:
 
     replicas: int
     engine: Any = None  # the tf.distribute.Strategy or keras.distribution.DataParallel doing the work
+    shard: tuple[int, int] | None = None  # (process, processes) when each process feeds its part of a batch
 
     def scope(self):
         if self.engine is None:
@@ -62,25 +62,81 @@ def _tensorflow_strategy(kind: str) -> Strategy:
     elif kind == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise TrainingError("strategy: multi_worker needs the TF_CONFIG environment variable (see README)")
-        engine = tf.distribute.MultiWorkerMirroredStrategy()
+        engine = _multi_worker_strategy()
     else:
         return Strategy(1)
     return Strategy(int(engine.num_replicas_in_sync), engine)
+
+
+def _multi_worker_strategy():
+    """``tf.distribute.MultiWorkerMirroredStrategy`` (reads TF_CONFIG), with ``reduce`` taking what Keras gives it.
+
+    Keras 3.15's ``fit`` calls ``strategy.reduce`` in two ways only MirroredStrategy accepts, and fails on two
+    workers without this: on the whole first (x, y) batch, a tuple, to build the model (``_maybe_symbolic_build``:
+    "Attempt to convert a value (PerReplica...)"), and with ``axis=0`` on every step's scalar logs
+    (``reduce_per_replica``: "Invalid reduction dimension 0 for input with 0 dimensions"). Here a tuple is
+    reduced one leaf at a time and a scalar across replicas (axis None), each by the strategy itself: the
+    results MirroredStrategy gives. Nothing else is changed.
+    """
+    import tensorflow as tf
+
+    def rank(value) -> int | None:
+        first = value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
+        return getattr(getattr(first, "shape", None), "rank", None)
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            parent = super()
+            if tf.nest.is_nested(value):
+                return tf.nest.map_structure(lambda leaf: self.reduce(reduce_op, leaf, axis), value)
+            return parent.reduce(reduce_op, value, None if rank(value) == 0 else axis)
+
+    return MultiWorkerMirroredStrategy()
 
 
 def _jax_strategy(kind: str) -> Strategy:
     if kind == "default":
         keras.distribution.set_distribution(None)
         return Strategy(1)
-    if kind == "multi_worker":
-        # Reads KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES and _PROCESS_ID (see README)
-        if "KERAS_DISTRIBUTION_JOB_ADDRESSES" not in os.environ:
-            raise TrainingError("strategy: multi_worker under backend: jax needs KERAS_DISTRIBUTION_JOB_ADDRESSES, "
-                                "KERAS_DISTRIBUTION_NUM_PROCESSES and KERAS_DISTRIBUTION_PROCESS_ID (see README)")
-        keras.distribution.initialize()
+    if kind == "multi_worker":  # each process feeds its own rows of every global batch (SplitBatches shard=)
+        join_cluster(kind)
+        import jax
+
+        engine = keras.distribution.DataParallel(devices=keras.distribution.list_devices(), auto_shard_dataset=False)
+        keras.distribution.set_distribution(engine)
+        return Strategy(len(keras.distribution.list_devices()), engine, (jax.process_index(), jax.process_count()))
     engine = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
     keras.distribution.set_distribution(engine)
     return Strategy(len(keras.distribution.list_devices()), engine)
+
+
+def join_cluster(kind: str) -> None:
+    """Join the multi-worker training (``strategy: multi_worker``) before anything touches a device.
+
+    JAX: ``keras.distribution.initialize`` (``jax.distributed``, reading KERAS_DISTRIBUTION_JOB_ADDRESSES,
+    _NUM_PROCESSES and _PROCESS_ID) must run before the first JAX call, and the MLflow run's device tags are
+    one, so the stages call this first. TensorFlow needs nothing here: MultiWorkerMirroredStrategy reads
+    TF_CONFIG when the strategy is made.
+    """
+    if kind != "multi_worker" or keras.backend.backend() != "jax":
+        return
+    missing = [name for name in ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                                 "KERAS_DISTRIBUTION_PROCESS_ID") if name not in os.environ]
+    if missing:
+        raise TrainingError(f"strategy: multi_worker under backend: jax needs {', '.join(missing)} (see README "
+                            "\"Several machines\")")
+    import jax
+
+    if not jax.distributed.is_initialized():
+        keras.distribution.initialize()
+
+
+def leave_cluster() -> None:
+    """After a training: what follows (the chief loading the best model to log it) is this process's own work.
+    Under JAX a model loaded while the DataParallel distribution is in force spreads its variables over every
+    process's devices and waits for the others, which have finished: the distribution is dropped."""
+    if keras.backend.backend() == "jax":
+        keras.distribution.set_distribution(None)
 
 
 def make_strategy(kind: str) -> Strategy:
@@ -118,15 +174,33 @@ def enable_determinism() -> None:
             os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
 
 
-def is_chief() -> bool:
-    if keras.backend.backend() == "jax" and "KERAS_DISTRIBUTION_PROCESS_ID" in os.environ:
-        return int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"]) == 0
-    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    task = config.get("task", {})
-    if not task:
-        return True
-    has_chief = "chief" in config.get("cluster", {})
-    return task.get("type") == "chief" or (not has_chief and task.get("type") == "worker" and task.get("index") == 0)
+# What the engines raise on the workers left when one worker of a multi-worker training dies. TensorFlow: its
+# coordination service stops hearing the worker's heartbeats (UnavailableError "... tasks are unhealthy", about
+# 20 s later). JAX on CPUs: the next collective fails at once (a ValueError "Gloo AllGather failed ...
+# Connection reset by peer"); JAX's distributed service then ends the process when its heartbeat timeout
+# (100 s) confirms the loss.
+_PEER_ERRORS = ("UnavailableError", "CancelledError", "AbortedError", "DeadlineExceededError")
+_PEER_MESSAGES = ("Gloo", "heartbeat", "unhealthy", "Connection reset by peer", "Collective ops is aborted")
+
+
+@contextlib.contextmanager
+def peers_alive(name: str):
+    """Around a multi-worker fit: a worker that died makes the others fail with one clear TrainingError (no
+    model published, the MLflow run FAILED) instead of a collective-op traceback. Alone: does nothing."""
+    from inspectcnn.cluster import worker
+
+    here = worker()
+    try:
+        yield
+    except Exception as error:
+        text = str(error)
+        if here.count < 2 or not (type(error).__name__ in _PEER_ERRORS or any(m in text for m in _PEER_MESSAGES)):
+            raise
+        first = (text.strip().splitlines() or [""])[0][:300]
+        raise TrainingError(
+            f"{name}: {here.label} of a multi-worker training lost its peers ({type(error).__name__}: {first}); "
+            "the training stopped and no model was saved. Start every worker again (each resumes from its last "
+            "completed epoch)") from None
 
 
 @dataclass(frozen=True)

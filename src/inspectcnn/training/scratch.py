@@ -19,7 +19,7 @@ from inspectcnn.training import checkpoints, runtime
 from inspectcnn.training.callbacks import NanGuard, ThroughputMeter, phase_callbacks
 from inspectcnn.training.checkpoints import TrainResult, best_so_far, publish, read_history
 from inspectcnn.training.fit import abort_if_diverged, compile_binary, monitor_mode, summarize
-from inspectcnn.training.runtime import TrainingError, is_chief
+from inspectcnn.training.runtime import TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,10 @@ def train(
     batch_size = config.batch_size * replicas  # batch_size is per replica
 
     train_data = load_split(prepared_dir, "train", image_size=config.image_size, batch_size=batch_size,
-                            channels=channels, shuffle=True, augment=config.augment, seed=seed, cache=config.cache)
+                            channels=channels, shuffle=True, augment=config.augment, seed=seed, cache=config.cache,
+                            shard=strategy.shard)
     val_data = load_split(prepared_dir, "val", image_size=config.image_size, batch_size=batch_size,
-                          channels=channels, cache=config.cache)
+                          channels=channels, cache=config.cache, shard=strategy.shard)
     train_count = int(meta["splits"]["train"]["count"])
     steps_per_epoch = math.ceil(train_count / batch_size)
     weights = class_weights(train_labels(prepared_dir)) if config.class_weight == "balanced" else None
@@ -119,8 +120,9 @@ def train(
     log.info("training %s (%s, %s px, width %s) on %d images, %d replica(s), policy %s",
              name, config.arch, config.image_size, config.width, train_count, replicas, policy)
     started = time.perf_counter()
-    model.fit(train_data, validation_data=val_data, epochs=config.epochs, class_weight=weights,
-              callbacks=callbacks, shuffle=False, verbose=2)  # train_data shuffles itself
+    with runtime.peers_alive(name):
+        model.fit(train_data, validation_data=val_data, epochs=config.epochs, class_weight=weights,
+                  callbacks=callbacks, shuffle=False, verbose=2)  # train_data shuffles itself
     wall = time.perf_counter() - started
 
     abort_if_diverged(nan_guard, work_dir, (
@@ -168,6 +170,4 @@ def _finish(config: TrainConfig, model, work_dir: Path, out_dir: Path, meter, wa
         "precision_policy": policy,
         "replicas": replicas,
     }
-    if not is_chief():  # other workers of a multi-worker run must not write the shared outputs
-        return TrainResult(metrics, best_path, history_path)
     return publish(work_dir, out_dir, metrics)

@@ -20,9 +20,15 @@ def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict
                   "data": {"source": meta["source"], "stored_size": meta["image_size"],
                            "train_images": meta["splits"]["train"]["count"],
                            "negative_class": meta["classes"][0], "positive_class": meta["classes"][1]}}
+    from inspectcnn.training.runtime import join_cluster, leave_cluster
+
+    join_cluster(config.strategy)  # a multi-worker JAX training connects before the run's device tags are read
     with tracking.stage_run(stage, kind, params, run_params,
                             dataset=(prepared, "training") if prepared is not None else None) as run:
         result = work(run)
+        leave_cluster()
+        if not run.active:  # MLflow optional and unreachable, or a worker other than the chief
+            return result.metrics
         run.log_metrics({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))
                          and not isinstance(v, bool) and k != "best_epoch"})
         figure = plots.history_figure(read_history(result.history_path), title=stage)
@@ -31,9 +37,8 @@ def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict
         run.log_artifact(result.history_path)
         model = load_model(result.model_path)
         run.log_keras_model(model, tuple(model.input.shape[1:]))
-        if run.active:
-            result.metrics["mlflow_run_id"] = run.run_id
-            write_split_metrics(out_dir, result.metrics)
+        result.metrics["mlflow_run_id"] = run.run_id
+        write_split_metrics(out_dir, result.metrics)
     return result.metrics
 
 

@@ -236,21 +236,23 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
         work_dir.mkdir(parents=True, exist_ok=True)
         train_count = int(meta["splits"]["train"]["count"])
         state = _Run(name, config, prepared_dir, work_dir, seed, run,
-                     load=dict(image_size=config.image_size, batch_size=config.batch_size * replicas, channels=channels),
+                     load=dict(image_size=config.image_size, batch_size=config.batch_size * replicas, channels=channels,
+                               shard=run_time.strategy.shard),
                      weights=(training.class_weights(training.train_labels(prepared_dir))
                               if config.class_weight == "balanced" else None),
                      steps=math.ceil(train_count / (config.batch_size * replicas)), train_count=train_count)
         started = time.perf_counter()
         trainable: list[str] = []
-        if config.cache_mode == "views":
-            views = _Views(state, model)
-            for phase in phases(config):
-                trainable = views.phase(state, model, phase)
-            views.finish(state, model)
-        else:
-            val_data = state.split("val")
-            for phase in phases(config):
-                model, trainable = _phase_on_images(state, model, phase, val_data)
+        with training.runtime.peers_alive(f"transfer.{name}"):
+            if config.cache_mode == "views":
+                views = _Views(state, model)
+                for phase in phases(config):
+                    trainable = views.phase(state, model, phase)
+                views.finish(state, model)
+            else:
+                val_data = state.split("val")
+                for phase in phases(config):
+                    model, trainable = _phase_on_images(state, model, phase, val_data)
         return _publish(state, model, trainable, run_time.policy, time.perf_counter() - started, out_dir)
 
 
