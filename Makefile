@@ -10,7 +10,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 # params.yaml's backend: (tensorflow | jax | torch); its packages come from requirements-<backend>.txt
 BACKEND := $(or $(shell sed -n 's/^backend:[[:space:]]*\([a-z]*\).*/\1/p' params.yaml),tensorflow)
 
-.PHONY: setup run test smoke gpu-params ui clean
+.PHONY: setup run test smoke gpu-params ui server server-stop clean
 
 setup: $(STAMP) $(VENV)/.installed-$(BACKEND)
 
@@ -40,6 +40,17 @@ gpu-params: $(STAMP)  ## params.gpu.yaml: the full-size configuration (native in
 
 ui: $(STAMP)  ## prints the URL of the experiment's runs table, then serves the UI (no job runner, one worker)
 	$(BIN)/python -m inspectcnn.ui --store $(MLFLOW_TRACKING_URI) --host $(HOST) --port $(PORT)
+
+# The team's tracking server: PostgreSQL (Debian's postgresql package) + mlflow server with proxied artifacts,
+# on $(HOST) only; then: export MLFLOW_TRACKING_URI=http://$(HOST):$(PORT) and make run as usual.
+DB_PORT ?= 5433
+server: $(STAMP)  ## starts PostgreSQL and the MLflow server in .mlflow-server/ (stop: make server-stop)
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+		|| { echo "PostgreSQL is missing: apt-get install postgresql"; exit 1; }
+	$(BIN)/python -m inspectcnn.team_server start --folder .mlflow-server --port $(PORT) --db-port $(DB_PORT)
+
+server-stop: $(STAMP)
+	$(BIN)/python -m inspectcnn.team_server stop --folder .mlflow-server
 
 smoke: setup  ## CI's first step: the pipeline on tiny data in the run environment, every default export ok
 	$(BIN)/python .ci/smoke_pipeline.py

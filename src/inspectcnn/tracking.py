@@ -86,10 +86,18 @@ def environment_tags() -> dict[str, str]:
 
 
 class Run:
-    """One MLflow run, or a stand-in that only warns when tracking is optional and unreachable."""
+    """One MLflow run, or a stand-in that only warns when tracking is optional and unreachable.
 
-    def __init__(self, mlflow_run=None):
+    The store lost in the middle of the run (a server that stopped answering): with ``required`` a
+    :class:`TrackingUnavailableError` that says so, stopping the stage; without, a warning, and the rest of
+    the run goes unlogged, each skipped item listed in ``not_logged`` (and in a warning when the run ends).
+    """
+
+    def __init__(self, mlflow_run=None, *, required: bool = True, uri: str = ""):
         self._run = mlflow_run
+        self._required, self._uri = required, uri
+        self.lost = False  # the store stopped answering during the run
+        self.not_logged: list[str] = []
 
     @property
     def active(self) -> bool:
@@ -98,6 +106,41 @@ class Run:
     @property
     def run_id(self) -> str | None:
         return self._run.info.run_id if self._run else None
+
+    def _open(self, what: str) -> bool:
+        """Whether to log ``what`` now; records it as not logged once the store was lost."""
+        if self.lost:
+            self.not_logged.append(what)
+        return self._run is not None
+
+    @contextlib.contextmanager
+    def _logging(self, what: str):
+        """One write to the store, Ctrl-C deferred past it; a failure while the store does not answer is the
+        store lost mid-run (any other failure is raised as it is)."""
+        try:
+            with interrupts.deferred():
+                yield
+        except Exception as error:  # noqa: BLE001 - told apart below by asking the store
+            try:
+                _check_reachable(self._uri, timeout_s=5.0)
+            except TrackingUnavailableError:
+                self._lose(what, error)
+                return
+            raise
+
+    def _lose(self, what: str, error: Exception) -> None:
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        self.lost = True
+        message = (f"lost the MLflow tracking store {redact(self._uri)} during run {self.run_id} while logging "
+                   f"{what} ({type(error).__name__}: {_redacted(Exception(first), self._uri)})")
+        if self._required:
+            raise TrackingUnavailableError(
+                f"{message}. The stage failed, so DVC records nothing for it: rerun it when the server answers "
+                "again (a training resumes from its last completed epoch), or set mlflow.required: false to go "
+                "on without it") from None
+        log.warning("%s: going on WITHOUT MLflow (mlflow.required: false); the DVC outputs are complete", message)
+        self.not_logged.append(what)
+        self._run = None
 
     def keras_callback(self):
         """A Keras callback logging each epoch's metrics with the epoch as step, or None.
@@ -118,37 +161,39 @@ class Run:
         return EpochMetrics()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        if self._run:
+        what = "the summary metrics" if step is None else f"the metrics of epoch {step + 1}"
+        if self._open(what):
             import mlflow
 
             numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-            with interrupts.deferred():
+            with self._logging(what):
                 mlflow.log_metrics(numeric, step=step)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        if self._run:
+        if self._open("tags"):
             import mlflow
 
-            with interrupts.deferred():
+            with self._logging("tags"):
                 mlflow.set_tags(dict(tags))
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
-        if self._run:
+        what = f"artifact {Path(path).name}"
+        if self._open(what):
             import mlflow
 
-            with interrupts.deferred():
+            with self._logging(what):
                 mlflow.log_artifact(str(path), artifact_path=folder)
 
     def log_figure(self, figure, name: str) -> None:
-        if self._run:
+        if self._open(f"figure {name}"):
             import mlflow
 
-            with interrupts.deferred():
+            with self._logging(f"figure {name}"):
                 mlflow.log_figure(figure, name)
 
     def log_keras_model(self, model, input_shape: tuple[int, ...], name: str = "model") -> None:
         """The model with a tensor signature (float32 images in [0, 1] -> probability)."""
-        if not self._run:
+        if not self._open(f"model {name}"):
             return
         import mlflow.keras
         import numpy as np
@@ -161,7 +206,7 @@ class Run:
         )
         # input_example= is left out: it raised FileNotFoundError with mlflow 3.17.2 here.
         # The requirements are stated, not inferred: inference loads the model in a subprocess (~10 s a model).
-        with warnings.catch_warnings(), interrupts.deferred():
+        with warnings.catch_warnings(), self._logging(f"model {name}"):
             warnings.simplefilter("ignore")
             mlflow.keras.log_model(model, name=name, signature=signature, pip_requirements=model_requirements())
 
@@ -234,7 +279,11 @@ def start_run(
     ending its run (SIGKILL) leaves it RUNNING; the next start of the same stage marks it KILLED.
     """
     uri = tracking_uri()
-    active = None
+    # MLflow retries an unanswered request 7 times with doubling pauses, about 4 minutes a call: a server
+    # that went away would hold a stage for a quarter of an hour. 3 retries 1, 2 and 4 s apart, unless set.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    active, run = None, None
     status = "FAILED"
     try:
         try:
@@ -265,13 +314,20 @@ def start_run(
             mlflow.log_params(flat)
             if dataset is not None:
                 log_dataset(*dataset)
-        yield Run(active)
+        run = Run(active, required=required, uri=uri)
+        yield run
         status = "FINISHED"
+        if run.not_logged:
+            log.warning("MLflow run %s (%s) is incomplete: not logged: %s", active.info.run_id, run_name,
+                        ", ".join(run.not_logged))
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
-        if active is not None:
+        if run is not None and run.lost:
+            log.warning("MLflow run %s stays RUNNING on the store it lost; the next start of %s marks it KILLED",
+                        active.info.run_id, run_name)
+        elif active is not None:
             _end_run(active.info.run_id, status)
 
 

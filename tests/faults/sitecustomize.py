@@ -9,6 +9,8 @@ actions
     ``sigint``  Ctrl-C as a terminal sends it: SIGINT to the whole process group (dvc and stage).
     ``hold``    block there for ever, so that the test can SIGKILL a process that cannot finish.
     ``kill``    SIGKILL this process alone (a worker of a multi-worker training that dies).
+    ``pause``   wait there until the test deletes the marker file (at most 120 s), then go on: the test
+                acts in between (stops a server the stage talks to).
 
 moments (epochs count from 1 and run on across a transfer's two phases)
     ``run_started``      right after the MLflow run has been created, before the first epoch
@@ -45,6 +47,10 @@ def _fire() -> None:
     action = _SPEC.split("@", 1)[0]
     if action == "sigint":
         os.killpg(os.getpgrp(), signal.SIGINT)
+    elif action == "pause":
+        deadline = time.monotonic() + 120
+        while marker and os.path.exists(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
     elif action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "hold":
