@@ -12,7 +12,7 @@ The folder keeps the artifacts, the logs and ``server.json`` (ports, process ids
 ``<folder>/postgres`` (or, when this runs as root, whose PostgreSQL refuses to run, in a folder the
 ``postgres`` user owns). ``stop`` then ``start`` again finds every run where it was. Authentication is
 PostgreSQL's ``trust`` on the loopback interface only: put a password (``--backend-store-uri
-postgresql://user:password@host/db``) and TLS in front before the server listens anywhere else.
+postgresql://user:${DB_PASSWORD}@host/db``) and TLS in front before the server listens anywhere else.
 """
 
 from __future__ import annotations
