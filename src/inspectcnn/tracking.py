@@ -279,10 +279,7 @@ def start_run(
     ending its run (SIGKILL) leaves it RUNNING; the next start of the same stage marks it KILLED.
     """
     uri = tracking_uri()
-    # MLflow retries an unanswered request 7 times with doubling pauses, about 4 minutes a call: a server
-    # that went away would hold a stage for a quarter of an hour. 3 retries 1, 2 and 4 s apart, unless set.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    _bound_http_retries()
     active, run = None, None
     status = "FAILED"
     try:
@@ -306,14 +303,7 @@ def start_run(
             yield Run(None)
             return
 
-        with interrupts.deferred():
-            mlflow.set_tags({**tags, "mlflow.runName": run_name})
-            if killed:  # an earlier process of this stage died mid-run: this run resumes its work
-                mlflow.set_tags({"resumes_runs": ",".join(killed)})
-            flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
-            mlflow.log_params(flat)
-            if dataset is not None:
-                log_dataset(*dataset)
+        _describe_run(run_name, tags, params, dataset, resumes=killed)
         run = Run(active, required=required, uri=uri)
         yield run
         status = "FINISHED"
@@ -329,6 +319,28 @@ def start_run(
                         active.info.run_id, run_name)
         elif active is not None:
             _end_run(active.info.run_id, status)
+
+
+def _bound_http_retries() -> None:
+    """MLflow retries an unanswered request 7 times with doubling pauses, about 4 minutes a call: a server
+    that went away would hold a stage for a quarter of an hour. 3 retries 1, 2 and 4 s apart, unless set."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+def _describe_run(run_name: str, tags: Mapping[str, str], params: Mapping[str, Any],
+                  dataset: tuple[Path, str] | None, resumes: list[str]) -> None:
+    """The new run's tags, flattened params and dataset input."""
+    import mlflow
+
+    with interrupts.deferred():
+        mlflow.set_tags({**tags, "mlflow.runName": run_name})
+        if resumes:  # an earlier process of this stage died mid-run: this run resumes its work
+            mlflow.set_tags({"resumes_runs": ",".join(resumes)})
+        flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
+        mlflow.log_params(flat)
+        if dataset is not None:
+            log_dataset(*dataset)
 
 
 def _open_experiment(uri: str, experiment: str, run_name: str, attempts: int = 4) -> list[str]:

@@ -98,11 +98,10 @@ def train(
     policy, strategy, replicas = run_time.policy, run_time.strategy, run_time.replicas
     batch_size = config.batch_size * replicas  # batch_size is per replica
 
-    train_data = load_split(prepared_dir, "train", image_size=config.image_size, batch_size=batch_size,
-                            channels=channels, shuffle=True, augment=config.augment, seed=seed, cache=config.cache,
-                            shard=strategy.shard)
-    val_data = load_split(prepared_dir, "val", image_size=config.image_size, batch_size=batch_size,
-                          channels=channels, cache=config.cache, shard=strategy.shard)
+    load = dict(image_size=config.image_size, batch_size=batch_size, channels=channels, cache=config.cache,
+                shard=strategy.shard)  # shard: this process's rows of each batch (multi-worker JAX)
+    train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
+    val_data = load_split(prepared_dir, "val", **load)
     train_count = int(meta["splits"]["train"]["count"])
     steps_per_epoch = math.ceil(train_count / batch_size)
     weights = class_weights(train_labels(prepared_dir)) if config.class_weight == "balanced" else None
@@ -157,9 +156,8 @@ def _callbacks(config: TrainConfig, work_dir: Path, meter, nan_guard, run) -> li
 
 def _finish(config: TrainConfig, model, work_dir: Path, out_dir: Path, meter, wall: float, channels: int,
             policy: str, replicas: int) -> TrainResult:
-    """The summary metrics; published to ``out_dir`` by the chief worker only."""
-    history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
-    _, metrics = summarize(read_history(history_path), config.monitor)
+    """The summary metrics; published to ``out_dir`` (by the chief worker only, see ``publish``)."""
+    _, metrics = summarize(read_history(work_dir / "history.csv"), config.monitor)
     metrics = {
         **metrics,
         "train_images_per_s": round(meter.images_per_s, 2),
