@@ -45,8 +45,6 @@ ui: $(STAMP)  ## prints the URL of the experiment's runs table, then serves the 
 # on $(HOST) only; then: export MLFLOW_TRACKING_URI=http://$(HOST):$(PORT) and make run as usual.
 DB_PORT ?= 5433
 server: $(STAMP)  ## starts PostgreSQL and the MLflow server in .mlflow-server/ (stop: make server-stop)
-	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
-		|| { echo "PostgreSQL is missing: apt-get install postgresql"; exit 1; }
 	$(BIN)/python -m inspectcnn.team_server start --folder .mlflow-server --port $(PORT) --db-port $(DB_PORT)
 
 server-stop: $(STAMP)

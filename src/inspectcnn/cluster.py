@@ -18,7 +18,6 @@ from dataclasses import dataclass
 class Worker:
     index: int  # 0 for the chief
     count: int  # 1 outside a multi-worker training
-    engine: str  # "tf_config", "keras_distribution" or "none"
 
     @property
     def chief(self) -> bool:
@@ -37,16 +36,16 @@ def _backend() -> str:
 
 
 def worker() -> Worker:
-    """This process's place in the training cluster; ``Worker(0, 1, "none")`` when there is none."""
+    """This process's place in the training cluster; ``Worker(0, 1)`` when there is none."""
     if _backend() == "jax" and "KERAS_DISTRIBUTION_PROCESS_ID" in os.environ:
         count = int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1"))
-        return Worker(int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"]), count, "keras_distribution")
+        return Worker(int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"]), count)
     config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     task, cluster = config.get("task") or {}, config.get("cluster") or {}
     if not task:
-        return Worker(0, 1, "none")
+        return Worker(0, 1)
     order = [*(("chief", i) for i in range(len(cluster.get("chief", [])))),
              *(("worker", i) for i in range(len(cluster.get("worker", []))))]
     here = (task.get("type"), int(task.get("index", 0)))
     index = order.index(here) if here in order else len(order)  # an evaluator or ps task: never the chief
-    return Worker(index, max(len(order), 1), "tf_config")
+    return Worker(index, max(len(order), 1))

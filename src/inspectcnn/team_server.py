@@ -55,7 +55,12 @@ class Server:
 
     @property
     def backend_store(self) -> str:
-        return f"postgresql://{DATABASE}@{HOST}:{self.db_port}/{DATABASE}"
+        return backend_store(self.db_port)
+
+
+def backend_store(db_port: int) -> str:
+    """MLflow's backend store URI for the database on ``db_port`` (psycopg 3 through SQLAlchemy)."""
+    return f"postgresql://{DATABASE}@{HOST}:{db_port}/{DATABASE}"
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -168,18 +173,20 @@ def _wait_healthy(uri: str, process: subprocess.Popen, log: Path, timeout_s: flo
     raise ServerError(f"mlflow server did not answer at {uri} within {timeout_s:.0f} s; its log: {log}")
 
 
-def start_mlflow(folder: Path, port: int, backend_store: str) -> subprocess.Popen:
-    """``mlflow server`` on ``backend_store`` with artifact proxying to ``<folder>/artifacts``; returns once
-    /health answers."""
+def start_mlflow(folder: Path, port: int, store: str) -> subprocess.Popen:
+    """``mlflow server`` on ``store`` with artifact proxying to ``<folder>/artifacts``, without the GenAI job
+    runner (as ``make ui``: :data:`inspectcnn.ui.SERVER_ENV`); returns once /health answers."""
+    from inspectcnn.ui import SERVER_ENV
+
     artifacts = folder / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     log = folder / "mlflow-server.log"
     command = [sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port),
-               "--backend-store-uri", backend_store, "--serve-artifacts",
+               "--backend-store-uri", store, "--serve-artifacts",
                "--artifacts-destination", str(artifacts.resolve()), "--workers", "2"]
     with log.open("ab") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+                                   env={**os.environ, **SERVER_ENV, "MLFLOW_TRACKING_URI": ""})
     _wait_healthy(f"http://{HOST}:{port}", process, log)
     return process
 
@@ -218,9 +225,8 @@ def start(folder: Path, port: int = 5000, db_port: int = 5433) -> Server:
         if not _port_free(number):
             raise ServerError(f"{what} {number}: something already listens on {HOST}:{number}; choose another port")
     pgdata = _start_postgres(folder, db_port)
-    backend = f"postgresql://{DATABASE}@{HOST}:{db_port}/{DATABASE}"
     try:
-        process = start_mlflow(folder, port, backend)
+        process = start_mlflow(folder, port, backend_store(db_port))
     except Exception:
         _stop_postgres(pgdata)
         raise

@@ -31,10 +31,14 @@ def experiment_url(store: str, experiment: str, host: str, port: int) -> str:
     return f"{base}#/experiments/{found.experiment_id}?workflowType=machine_learning" if found else base
 
 
+# The MLflow servers this project starts (make ui, make server) run no GenAI job runner: tracking needs none.
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def server_command(store: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) of the UI server: one uvicorn worker, no job execution."""
     mlflow = str(Path(sys.executable).parent / "mlflow")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, **SERVER_ENV}
     return [mlflow, "ui", "--backend-store-uri", store, "--host", host, "--port", str(port), "--workers", "1"], env
 
 
