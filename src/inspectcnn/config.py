@@ -159,6 +159,9 @@ class TransferConfig(_Frozen):
     finetune_learning_rate: float = Field(1e-4, gt=0.0)
     schedule: Literal["constant", "cosine"] = "constant"  # cosine: each phase decays its rate to 1 % of it
     weight_decay: float = Field(0.0, ge=0.0)  # > 0: AdamW with this decoupled weight decay
+    # frozen: the base's BatchNorm layers keep their pretrained statistics (inference mode) in every phase;
+    # train: when fine-tuned, they normalise with each batch's statistics and update their moving averages
+    batchnorm: Literal["frozen", "train"] = "frozen"
     # auto: compute the frozen part of the network once and train on the cached result. On a
     # sequential base (VGG) the part below finetune_from is computed once per augmentation view (the
     # 8 dihedral views with augment.dihedral) and both phases train only the layers above it; on

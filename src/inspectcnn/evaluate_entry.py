@@ -124,7 +124,8 @@ def _write_outputs(model_dir: Path, results: dict, test, threshold: float, laten
     write_table(model_dir / "pr.csv", pr)
     predicted = (test.probabilities >= threshold).astype(int)
     write_table(model_dir / "predictions.csv", [
-        {"id": i, "group": g, "actual": int(a), "probability": round(float(p), 6), "predicted": int(q)}
+        # float32 precision (9 digits): the export stage takes these as the Keras model's exact outputs
+        {"id": i, "group": g, "actual": int(a), "probability": float(f"{p:.9g}"), "predicted": int(q)}
         for i, g, a, p, q in zip(test.ids, test.groups, test.labels, test.probabilities, predicted)
     ])
     write_metrics(model_dir / "eval.json", results)

@@ -157,12 +157,30 @@ def scores(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> d
             "roc_auc": None if not np.isfinite(auc) else round(float(auc), 6)}
 
 
-def split_arrays(prepared: Path, split: str, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(images float32 N x S x S x C as the model sees them, labels) of a whole split, unaugmented."""
+def split_arrays(prepared: Path, split: str, size: int, channels: int,
+                 with_ids: bool = False) -> tuple[np.ndarray, ...]:
+    """(images float32 N x S x S x C as the model sees them, labels[, ids]) of a whole split, unaugmented."""
     from inspectcnn.data.dataset import load_split
 
     data = load_split(prepared, split, image_size=size, batch_size=256, channels=channels)
-    return np.concatenate([data[i][0] for i in range(len(data))]), data.labels.ravel().astype(int)
+    found = np.concatenate([data[i][0] for i in range(len(data))]), data.labels.ravel().astype(int)
+    return (*found, list(data.ids)) if with_ids else found
+
+
+def evaluated_probabilities(model_dir: Path, ids: list[str], labels: np.ndarray) -> np.ndarray | None:
+    """The test probabilities the evaluate stage computed with this very model (its predictions.csv, written
+    at float32 precision), in the order of ``ids``; None when they are missing or do not match the split
+    (then the export predicts them itself)."""
+    import csv
+
+    path = model_dir / "predictions.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = {row["id"]: row for row in csv.DictReader(handle)}
+    if set(rows) != set(ids) or any(int(rows[i]["actual"]) != int(a) for i, a in zip(ids, labels)):
+        return None
+    return np.array([np.float32(rows[i]["probability"]) for i in ids], dtype=np.float64)
 
 
 def calibration_set(prepared: Path, size: int, channels: int, count: int, seed: int) -> np.ndarray:
@@ -188,10 +206,13 @@ def export_champion(params: Params, champion: str, models_dir: Path, prepared: P
     if out.exists():
         shutil.rmtree(out)
     serving.write_spec(spec, out)
-    images, labels = split_arrays(prepared, "test", size, channels)
+    images, labels, ids = split_arrays(prepared, "test", size, channels, with_ids=True)
     calibration = (calibration_set(prepared, size, channels, params.export.calibration_size, params.seed)
                    if any(FORMATS[f].precision == "int8" for f in chosen) else images[:0])
-    rows = export_model(model, spec, chosen, images, labels, calibration, params.export, out)
+    reference = evaluated_probabilities(models_dir / champion, ids, labels)
+    log.info("export: the Keras reference is %s", "the evaluate stage's test probabilities (same model, same "
+             "images)" if reference is not None else "predicted here (no matching predictions.csv)")
+    rows = export_model(model, spec, chosen, images, labels, calibration, params.export, out, reference)
     for fmt, why in skipped.items():
         rows[fmt] = {"format": fmt, "precision": FORMATS[fmt].precision, "status": "skipped", "reason": why}
         log.warning("%s skipped: %s", fmt, why)
@@ -203,17 +224,19 @@ def export_champion(params: Params, champion: str, models_dir: Path, prepared: P
 
 
 def export_model(model, spec: dict, chosen: list[str], images: np.ndarray, labels: np.ndarray,
-                 calibration: np.ndarray, config, out: Path) -> dict[str, dict]:
-    """Each of ``chosen`` written under ``out`` and checked on (images, labels) against ``model``; a row per
-    format (and one for Keras itself). One format failing to convert or to run leaves the others."""
+                 calibration: np.ndarray, config, out: Path, reference: np.ndarray | None = None) -> dict[str, dict]:
+    """Each of ``chosen`` written under ``out`` and checked on (images, labels) against ``model`` (whose
+    probabilities on ``images`` are ``reference`` when already known); a row per format (and one for Keras
+    itself). One format failing to convert or to run leaves the others."""
     import keras
     from tqdm import tqdm
 
     from inspectcnn import serving
 
     threshold = float(spec["threshold"])
-    reference = np.concatenate([np.asarray(model.predict_on_batch(images[i:i + 64]), dtype=np.float64).ravel()
-                                for i in range(0, len(images), 64)])
+    if reference is None:
+        reference = np.concatenate([np.asarray(model.predict_on_batch(images[i:i + 64]), dtype=np.float64).ravel()
+                                    for i in range(0, len(images), 64)])
     one = images[:1]
     keras_row = {"format": "keras", "precision": "float32", "runtime": f"keras {keras.__version__}",
                  "status": "ok", **scores(labels, reference, threshold),

@@ -124,7 +124,7 @@ def _phase_on_images(state: _Run, model: keras.Model, phase: Phase, val_data) ->
     if phase.trainable_from is None and frozen_path.is_file():
         log.info("transfer %s: phase %s already complete in %s, resuming", state.name, phase.name, state.work_dir)
         return load_model(frozen_path), []
-    trainable = set_trainable(model, phase.trainable_from)
+    trainable = set_trainable(model, phase.trainable_from, state.config.batchnorm)
     compile_phase(model, phase.learning_rate, config, state.steps * phase.epochs)
     checkpoint = state.checkpoint(state.best_path) if phase.trainable_from is not None else None
     begin = time.perf_counter()
@@ -191,7 +191,7 @@ class _Views:
             self.upper.load_weights(frozen_weights)
             return []
         # the cut is the first trainable layer: a fine-tuning phase trains every layer of upper
-        trainable = set_trainable(model, phase.trainable_from)
+        trainable = set_trainable(model, phase.trainable_from, state.config.batchnorm)
         compile_phase(self.upper, phase.learning_rate, state.config, state.steps * phase.epochs)
         checkpoint = (state.checkpoint(self.best_weights, weights_only=True) if phase.trainable_from is not None
                       else None)
@@ -231,7 +231,7 @@ def run_transfer(name: str, config: TransferConfig, prepared_dir: Path, out_dir:
     replicas = run_time.replicas
     with run_time.strategy.scope():  # models, optimizers and reloaded checkpoints all live in the strategy
         model = build_transfer_model(config, channels)
-        set_trainable(model, config.finetune_layer)  # validates the layer name before any training
+        set_trainable(model, config.finetune_layer, config.batchnorm)  # validates the layer name before any training
         set_trainable(model, None)
         work_dir.mkdir(parents=True, exist_ok=True)
         train_count = int(meta["splits"]["train"]["count"])

@@ -12,12 +12,15 @@ from inspectcnn.transfer.backbone import TransferError, load_base, preprocess
 
 
 def build_transfer_model(config: TransferConfig, channels: int, base: keras.Model | None = None) -> keras.Model:
-    """image [0, 1] -> (gray to RGB) -> preprocess -> base (inference-mode BN) -> GAP -> head -> sigmoid."""
+    """image [0, 1] -> (gray to RGB) -> preprocess -> base -> GAP -> head -> sigmoid. Which base layers train,
+    BatchNorm included, is :func:`set_trainable`'s to say."""
     base = base or load_base(config)
     inputs = layers.Input((config.image_size, config.image_size, channels), name="image")
     x = layers.Concatenate(name="gray_to_rgb")([inputs] * 3) if channels == 1 else inputs
     x = preprocess(x, BACKBONES[config.backbone].preprocessing)
-    x = base(x, training=False)  # BatchNorm stays in inference mode, also when fine-tuning
+    # no training=False here: Keras 3 passes the outer call's training flag to every layer of a nested
+    # model, so it would be overridden during fit; a frozen BatchNorm is a non-trainable one (set_trainable)
+    x = base(x)
     x = layers.Identity(name="features")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = head(x, config)
@@ -32,8 +35,11 @@ def head(x, config: TransferConfig):
     return layers.Dense(1, activation="sigmoid", dtype="float32", name="predictions")(x)
 
 
-def set_trainable(model: keras.Model, finetune_from: str | None) -> list[str]:
-    """Freeze the base before ``finetune_from``, train it from there on; returns the trainable base layers."""
+def set_trainable(model: keras.Model, finetune_from: str | None, batchnorm: str = "frozen") -> list[str]:
+    """Freeze the base before ``finetune_from``, train it from there on; returns the trainable base layers.
+    ``batchnorm: frozen`` keeps every BatchNormalization layer of the base non-trainable, which in Keras 3
+    also means inference mode (its pretrained statistics, never updated); ``train`` lets those from
+    ``finetune_from`` on learn their scale and offset and normalise with each batch's statistics."""
     base = model.get_layer("backbone")
     names = [layer.name for layer in base.layers]
     if finetune_from is None:
@@ -48,8 +54,9 @@ def set_trainable(model: keras.Model, finetune_from: str | None) -> list[str]:
     base.trainable = True
     start = names.index(finetune_from)
     for index, layer in enumerate(base.layers):
-        layer.trainable = index >= start
-    return [layer.name for layer in base.layers[start:] if layer.weights]
+        frozen_norm = batchnorm == "frozen" and isinstance(layer, layers.BatchNormalization)
+        layer.trainable = index >= start and not frozen_norm
+    return [layer.name for layer in base.layers[start:] if layer.weights and layer.trainable]
 
 
 def split_model(model: keras.Model, cut: str | None) -> tuple[keras.Model, keras.Model]:
