@@ -43,11 +43,48 @@ def test_the_built_model_is_the_weighted_mean_of_its_members_and_loads_in_safe_m
     model = ensemble.build({"small": small, "large": large}, weights)
     assert tuple(model.input.shape[1:]) == (32, 32, 1)
     x = np.random.default_rng(0).random((4, 32, 32, 1)).astype("float32")
-    resized = np.asarray(keras.layers.Resizing(16, 16, interpolation="area")(x))
+    resized = _pillow_resize(x, 16)
     expected = 0.25 * small.predict(resized, verbose=0) + 0.75 * large.predict(x, verbose=0)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-6)
     model.save(tmp_path / "ensemble.keras")
     np.testing.assert_allclose(load_model(tmp_path / "ensemble.keras").predict(x, verbose=0), expected, atol=1e-6)
+
+
+def _pillow_resize(x: np.ndarray, size: int) -> np.ndarray:
+    """The input pipeline's filter (Pillow: box when shrinking), on float images, one channel at a time."""
+    from PIL import Image
+
+    from inspectcnn.data.images import resize as pipeline_resize
+
+    method = Image.Resampling.BOX
+    assert pipeline_resize(np.zeros((x.shape[1], x.shape[1]), np.uint8), size).shape == (size, size)
+    return np.stack([np.stack([np.asarray(Image.fromarray(image[..., c], mode="F").resize((size, size), method))
+                               for c in range(x.shape[-1])], axis=-1) for image in x])
+
+
+def test_members_of_other_sizes_are_resized_with_the_pipelines_filter_and_the_ensemble_exports(tmp_path):
+    """Issue 25: an ensemble whose members take other sizes (here 32 -> 24, not an integer factor) resizes
+    inside the model with Pillow's own box filter as two fixed matrix products, so it matches what the
+    members saw in training, and ONNX (no ResizeArea op) converts it; a member's Dropout stays out of the
+    served graph."""
+    from inspectcnn.config import ExportConfig
+    from inspectcnn.export import export_model
+
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((24, 24, 1))
+    hidden = keras.layers.Dropout(0.5, name="drop")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    dropped = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="out")(
+        keras.layers.GlobalAveragePooling2D()(hidden)), name="dropped")
+    large = _member(32, 5, "large")
+    model = ensemble.build({"dropped": dropped, "large": large}, {"dropped": 0.5, "large": 0.5})
+    assert not [layer for layer in model.layers if isinstance(layer, keras.layers.Resizing)]
+    x = np.random.default_rng(2).random((6, 32, 32, 1)).astype("float32")
+    expected = 0.5 * dropped.predict(_pillow_resize(x, 24), verbose=0) + 0.5 * large.predict(x, verbose=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+    rows = export_model(model, {"threshold": 0.5}, ["onnx", "openvino", "litert"], x, np.array([0, 1] * 3), x[:0],
+                        ExportConfig(latency_runs=2), tmp_path)
+    for fmt in ("onnx", "openvino", "litert"):
+        assert rows[fmt]["status"] == "ok" and rows[fmt]["parity_max"] < 1e-5, rows[fmt]
 
 
 def test_one_member_is_that_member():

@@ -87,9 +87,36 @@ def score_of(labels: np.ndarray, probabilities: dict[str, np.ndarray], weights: 
     return float(SCORES[metric](labels, mixed))
 
 
+def resize_matrix(source: int, size: int) -> np.ndarray:
+    """The (source x size) matrix of the input pipeline's resize (:func:`inspectcnn.data.images.resize`:
+    Pillow's box filter when shrinking, bicubic when enlarging) along one axis, on float pixels: resizing X
+    is ``M.T @ X @ M``, up to the pipeline's rounding to uint8. Read off Pillow one unit vector at a time."""
+    from PIL import Image
+
+    method = Image.Resampling.BOX if source > size else Image.Resampling.BICUBIC
+    rows = [np.asarray(Image.fromarray(np.eye(source, dtype=np.float32)[j:j + 1], mode="F").resize(
+        (size, 1), method), dtype=np.float32)[0] for j in range(source)]
+    return np.stack(rows)
+
+
+def _along_axis(x, axis: int, matrix: np.ndarray, name: str):
+    """Spatial ``axis`` (1 rows, 2 columns) of ``x`` mapped by a fixed matrix with stock layers (move it
+    last, a frozen bias-free Dense, move it back), as :mod:`inspectcnn.dihedral` mirrors a view: no
+    ResizeArea op, which ONNX, OpenVINO and LiteRT do not convert."""
+    import keras
+
+    order = (1, 3, 2) if axis == 2 else (3, 2, 1)  # Permute dims count from 1 (batch excluded)
+    x = keras.layers.Permute(order, name=f"{name}_to_last", dtype="float32")(x)
+    dense = keras.layers.Dense(matrix.shape[1], use_bias=False, trainable=False, name=f"{name}_filter",
+                               dtype="float32")
+    x = dense(x)
+    dense.set_weights([matrix.astype("float32")])
+    return keras.layers.Permute(order, name=f"{name}_back", dtype="float32")(x)
+
+
 def build(members: dict[str, "keras.Model"], weights: dict[str, float]):  # noqa: F821
-    """One Keras model: image at the largest member input size -> each member (resized, channels matched)
-    -> the weighted mean of the members' probabilities."""
+    """One Keras model: image at the largest member input size -> each member (resized with the input
+    pipeline's own filter, channels matched) -> the weighted mean of the members' probabilities."""
     import keras
     from keras import layers
 
@@ -100,8 +127,9 @@ def build(members: dict[str, "keras.Model"], weights: dict[str, float]):  # noqa
     for name, member in members.items():
         x = image
         own = int(member.input.shape[1])
-        if own != size:
-            x = layers.Resizing(own, own, interpolation="area", name=f"{name}_resize", dtype="float32")(x)
+        if own != size:  # Pillow's filter as two fixed matrix products: stock layers every format converts
+            matrix = resize_matrix(size, own)
+            x = _along_axis(_along_axis(x, 1, matrix, f"{name}_resize_rows"), 2, matrix, f"{name}_resize_columns")
         if int(member.input.shape[-1]) == 3 and channels == 1:
             x = layers.Concatenate(name=f"{name}_gray_to_rgb", dtype="float32")([x] * 3)
         wrapped = keras.Model(member.input, member.output, name=f"member_{name}")
