@@ -193,7 +193,7 @@ def scratch_pair(arch: str, args, prepared: Path, work: Path) -> dict:
 def transfer_run(args, prepared: Path, work: Path) -> dict:
     from inspectcnn.config import TransferConfig
     from inspectcnn.models.saving import load_model
-    from inspectcnn.transfer import run_transfer
+    from inspectcnn.transfer.fit import run_transfer
 
     config = TransferConfig(backbone="vgg16", weights="hed-vgg16", image_size=args.size, head=(256,), dropout=0.4,
                             frozen_epochs=2, learning_rate=1e-3, finetune_epochs=args.transfer_epochs,

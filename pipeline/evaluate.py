@@ -5,26 +5,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inspectcnn import paths
+from inspectcnn import artifacts
 from inspectcnn.cli_support import entry_parser, run_stage
-from inspectcnn.config import load_params
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = entry_parser(__doc__, "models:, transfer: or ensemble", output="--model-dir")
     parser.add_argument("--val-predictions", type=Path, help="where the validation probabilities go "
                         "(default data/val_predictions/<name>.csv)")
+    parser.add_argument("--candidates", type=Path, default=artifacts.VAL_PREDICTIONS,
+                        help="every candidate's validation probabilities (an ensemble of one reuses its member's)")
     args = parser.parse_args(argv)
 
-    def work():
-        params = load_params(args.params)
+    def work(params):
+        from inspectcnn.evaluate_entry import run
+
         params.check_entry(args.name)
-        from inspectcnn.evaluate_entry import evaluate_entry
+        return run(args.name, params, args.prepared, args.model_dir or artifacts.model_folder(args.name).root,
+                   args.val_predictions or artifacts.val_predictions(args.name), args.candidates)
 
-        return evaluate_entry(args.name, params, args.prepared, args.model_dir or paths.model_dir(args.name),
-                              args.val_predictions)
-
-    results = run_stage(f"evaluate@{args.name}", work)
+    results = run_stage(f"evaluate@{args.name}", work, args.params)
     ci = results.get("ci95") or {}
 
     def shown(metric: str) -> str:

@@ -4,27 +4,24 @@ prepare's summary."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from inspectcnn import paths
-from inspectcnn.cli_support import run_stage
-from inspectcnn.config import load_params
+from inspectcnn import artifacts
+from inspectcnn.cli_support import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--prepared", type=Path, default=paths.PREPARED)
-    parser.add_argument("--out", type=Path, default=paths.HEALTH)
+    parser = stage_parser(__doc__)
+    parser.add_argument("--prepared", type=Path, default=artifacts.PREPARED)
+    parser.add_argument("--out", type=Path, default=artifacts.HEALTH)
     args = parser.parse_args(argv)
 
-    def work():
-        from inspectcnn.health import health_stage
+    def work(params):
+        from inspectcnn.health import run
 
-        return health_stage(load_params(args.params), args.prepared, args.out)
+        return run(params, args.prepared, args.out)
 
-    result = run_stage("health", work)
+    result = run_stage("health", work, args.params)
     issues = result["label_issues"]
     print("health: label issues off (health.label_issues: false)" if issues is None else
           f"health: {issues['candidates']} label-issue candidates among {issues['images']} train+val images "

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
+from pathlib import Path
 
-from inspectcnn import paths
-from inspectcnn.cli_support import run_stage
-from inspectcnn.config import load_params
+from inspectcnn import artifacts
+from inspectcnn.cli_support import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--out", default=str(paths.PREPARED))
-    parser.add_argument("--summary", default=str(paths.PREPARE_SUMMARY))
+    parser = stage_parser(__doc__)
+    parser.add_argument("--out", type=Path, default=artifacts.PREPARED)
+    parser.add_argument("--summary", type=Path, default=artifacts.PREPARE_SUMMARY)
     args = parser.parse_args(argv)
 
-    def work():
-        from inspectcnn.data.prepare import prepare
+    def work(params):
+        from inspectcnn.data.prepare import run
 
-        params = load_params(args.params)
-        return prepare(params.data, args.out, args.summary, params.seed)
+        return run(params.data, args.out, args.summary, params.seed)
 
-    summary = run_stage("prepare", work)
+    summary = run_stage("prepare", work, args.params)
     counts = ", ".join(f"{split} {summary[split]['count']}" for split in ("train", "val", "test"))
     negative, positive = summary["classes"]
     print(f"prepare: {summary['total']} images ({counts}); {summary['bad_images']['count']} skipped; "

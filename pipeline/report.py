@@ -1,44 +1,35 @@
-"""DVC stage `report`: compare every evaluated model, register the champion (reports/champion.json) with its
-model card, write reports/."""
+"""DVC stage `report`: compare every evaluated model (validation choice, test metrics with intervals, curves,
+cost, Grad-CAM, data health) into reports/report.html, report.md, ranking.csv and summary.json."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from inspectcnn import paths
-from inspectcnn.cli_support import run_stage
-from inspectcnn.config import load_params
+from inspectcnn import artifacts
+from inspectcnn.cli_support import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--models", type=Path, default=paths.MODELS, help="every entry's folder")
-    parser.add_argument("--prepared", type=Path, default=paths.PREPARED)
-    parser.add_argument("--summary", type=Path, default=paths.PREPARE_SUMMARY, help="the prepare stage's summary")
-    parser.add_argument("--out", type=Path, default=paths.REPORTS)
-    parser.add_argument("--export", type=Path, default=paths.EXPORT_METRICS,
-                        help="the export stage's checks (reports/export.json; its folder holds inference.json)")
-    parser.add_argument("--health", type=Path, default=paths.HEALTH, help="the health stage's label issues")
-    parser.add_argument("--champion", type=Path, default=paths.CHAMPION, help="the champion stage's record")
-    parser.add_argument("--no-register", action="store_true", help="do not touch the MLflow Model Registry")
+    parser = stage_parser(__doc__)
+    parser.add_argument("--models", type=Path, default=artifacts.MODELS, help="every entry's folder")
+    parser.add_argument("--prepared", type=Path, default=artifacts.PREPARED)
+    parser.add_argument("--summary", type=Path, default=artifacts.PREPARE_SUMMARY, help="the prepare stage's summary")
+    parser.add_argument("--champion", type=Path, default=artifacts.CHAMPION, help="the champion stage's record")
+    parser.add_argument("--export", type=Path, default=artifacts.EXPORT_METRICS, help="the export stage's checks")
+    parser.add_argument("--health", type=Path, default=artifacts.HEALTH, help="the health stage's label issues")
+    parser.add_argument("--out", type=Path, default=artifacts.REPORTS)
     args = parser.parse_args(argv)
 
-    def work():
-        from inspectcnn.report import build_report
+    def work(params):
+        from inspectcnn.report import run
 
-        params = load_params(args.params)
-        return build_report(params, args.models, args.prepared, args.summary, args.out,
-                            register=not args.no_register, export_path=args.export, health_path=args.health,
-                            champion_path=args.champion)
+        return run(params, args.models, args.prepared, args.summary, args.champion, args.export, args.health,
+                   args.out)
 
-    summary = run_stage("report", work)
+    summary = run_stage("report", work, args.params)
     print(f"report: champion {summary['champion']} (chosen on validation {summary['select_by']} "
           f"{summary['champion_val']:.4f}; test ROC-AUC {summary['champion_roc_auc'] or 0:.4f}, "
-          f"accuracy {summary['champion_accuracy']:.4f})"
-          f" -> {args.out / 'report.html'}, {args.out / 'model_card.md'}"
-          + (f"; registered as {summary['registered']}" if summary["registered"] else ""))
+          f"accuracy {summary['champion_accuracy']:.4f}) -> {args.out / artifacts.REPORT_HTML.name}")
 
 
 if __name__ == "__main__":

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from inspectcnn import paths
+from inspectcnn import artifacts
 from inspectcnn.cli_support import entry_parser, run_stage
-from inspectcnn.config import load_params
 
 
 def main(argv: list[str] | None = None) -> None:
     args = entry_parser(__doc__, "models").parse_args(argv)
 
-    def work():
-        from inspectcnn.training.tracked import train_entry
+    def work(params):
+        from inspectcnn.training.tracked import run
 
-        params = load_params(args.params)
-        return train_entry(args.name, params, args.prepared, args.out or paths.model_dir(args.name))
+        return run(args.name, params, args.prepared, args.out or artifacts.model_folder(args.name).root)
 
-    metrics = run_stage(f"train@{args.name}", work)
+    metrics = run_stage(f"train@{args.name}", work, args.params)
     print(f"train@{args.name}: best val AUC {metrics.get('best_val_auc', float('nan')):.4f} "
           f"after {metrics['epochs_run']} epochs, {metrics['train_images_per_s']:.1f} images/s")
 

@@ -115,7 +115,7 @@ transfer:
 def prepare_folder(root: Path, tmp_path: Path, **overrides):
     """(summary, output folder) of the prepare stage on a folder data set (16 px unless overridden)."""
     from inspectcnn.config import DataConfig
-    from inspectcnn.data.prepare import prepare
+    from inspectcnn.data.prepare import run as prepare
 
     config = DataConfig(**{"source": "folder", "path": str(root), "image_size": 16, **overrides})
     out = tmp_path / "prepared"
@@ -132,7 +132,7 @@ def read_manifest(out: Path) -> list[dict]:
 def tiny_prepared(root: Path, image_size: int = 24) -> Path:
     """A prepared 48-image two-class data set (30 ok, 18 defect) under ``root``; returns its folder."""
     from inspectcnn.config import DataConfig
-    from inspectcnn.data.prepare import prepare
+    from inspectcnn.data.prepare import run as prepare
 
     make_project(root, "", images={"ok": 30, "defect": 18})
     config = DataConfig(source="folder", path=str(root / "images"), image_size=image_size, classes=("ok", "defect"))

@@ -76,7 +76,7 @@ def test_permuting_the_test_predictions_does_not_change_the_choice(tmp_path):
             _write_entry(models, name, val, test if name == "lenet" else rng.permutation(good), labels)
         _write_entry(models, "ensemble", 0.99, good, labels)
         (models / "ensemble" / "metrics.json").write_text(json.dumps({"members": {"lenet": 1.0}}))
-        records.append(champion.champion_stage(params, models, tmp_path / f"champion-{permute}.json"))
+        records.append(champion.run(params, models, tmp_path / f"champion-{permute}.json"))
     assert records[0] == records[1]
     assert records[0]["champion"] == "lenet"  # the ensemble of one member is lenet itself, not a candidate
     assert [c["model"] for c in records[0]["candidates"]] == ["lenet", "simple_cnn"]

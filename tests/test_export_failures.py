@@ -48,7 +48,7 @@ def test_the_export_stage_fails_on_a_failed_format_unless_told_to_warn(tmp_path,
         metrics.write_text(json.dumps(result()))
         return result()
 
-    monkeypatch.setattr(inspectcnn.export, "export_stage", fake_run)
+    monkeypatch.setattr(inspectcnn.export, "run", fake_run)
     argv = ["--params", str(params), "--metrics", str(tmp_path / "export.json"), "--out", str(tmp_path / "export")]
     if code is None:
         stage.main(argv)

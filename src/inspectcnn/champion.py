@@ -77,10 +77,10 @@ def validation_scores(entries: Mapping[str, Mapping], ensembles: Mapping[str, Ma
 
 
 def write(path: Path, record: dict) -> None:
-    """The record, written atomically as every other JSON output (:func:`inspectcnn.dvc_outputs.write_metrics`)."""
-    from inspectcnn.dvc_outputs import write_metrics
+    """The record, written atomically as every other JSON output (:func:`inspectcnn.artifacts.write_json`)."""
+    from inspectcnn.artifacts import write_json
 
-    write_metrics(path, record)
+    write_json(path, record)
 
 
 def read(path: Path) -> dict:
@@ -95,18 +95,18 @@ def read(path: Path) -> dict:
     return record
 
 
-def champion_stage(params, models_dir: Path, out: Path) -> dict:
+def run(params, models_dir: Path, out: Path) -> dict:
     """The `champion` stage: every entry's validation metrics (its ``eval.json``), the choice, written to
     ``out``; the record."""
-    from inspectcnn.dvc_outputs import read_metrics, read_split_metrics
+    from inspectcnn.artifacts import model_folder, read_json
 
     evaluations = {}
     for name in params.entries():
-        path = Path(models_dir) / name / "eval.json"
+        path = model_folder(name, models_dir).evaluation
         if not path.is_file():
             raise ChampionError(f"{path} not found: run evaluate for {name} first (dvc repro)")
-        evaluations[name] = read_metrics(path)
-    ensembles = {name: read_split_metrics(Path(models_dir) / name) for name in params.ensembles()}
+        evaluations[name] = read_json(path)
+    ensembles = {name: model_folder(name, models_dir).read_training() for name in params.ensembles()}
     record = choose(validation_scores(evaluations, ensembles), params.report.select_by)
     write(out, record)
     return record

@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from inspectcnn import artifacts
+
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +57,7 @@ def predict(model_ref: str, targets: list[str], out: Path, threshold: float | No
 
     from inspectcnn import serving
     from inspectcnn.data.images import BadImageError
-    from inspectcnn.dvc_outputs import write_table
+    from inspectcnn.artifacts import write_table
 
     serving.format_of(Path(model_ref)) if not model_ref.startswith("models:/") else None  # before any work
     files, problems = collect_images(targets)
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("predict", help="score images with a trained model")
     p.add_argument("--model", required=True, help="a .keras, .onnx, .tflite or OpenVINO .xml file (reports/export/), "
                    "or models:/<name>@<alias>")
-    p.add_argument("--out", default="predictions.csv")
+    p.add_argument("--out", default=str(artifacts.PREDICT_OUT))
     p.add_argument("--threshold", type=float, default=None, help="default: the model's validation threshold")
     p.add_argument("images", nargs="+", help="image files or folders")
     args = parser.parse_args(argv)

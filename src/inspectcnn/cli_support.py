@@ -24,28 +24,39 @@ def setup_logging() -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+def stage_parser(description: str) -> argparse.ArgumentParser:
+    """The argument every stage takes: the params file (parsed once, by :func:`run_stage`)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="the params file (default params.yaml)")
+    return parser
+
+
 def entry_parser(description: str, section: str, *, output: str = "--out") -> argparse.ArgumentParser:
     """The arguments every per-entry stage takes: the entry, params.yaml, its input and output folders."""
-    from inspectcnn import paths
+    from inspectcnn import artifacts
 
-    parser = argparse.ArgumentParser(description=description)
+    parser = stage_parser(description)
     names = ("--name", "--model") if section == "models" else ("--name",)
     parser.add_argument(*names, dest="name", required=True, help=f"an entry of the {section}: section of params.yaml")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--prepared", type=Path, default=paths.PREPARED, help="the prepare stage's output")
+    parser.add_argument("--prepared", type=Path, default=artifacts.PREPARED, help="the prepare stage's output")
     parser.add_argument(output, type=Path, help="the entry's folder (default models/<name>)")
     return parser
 
 
-def run_stage(name: str, work: Callable[[], T]) -> T:
-    """Run a stage; a user error (bad params, bad data) exits 2 with its message, not a traceback."""
+def run_stage(name: str, work: Callable[..., T], params_file: str | Path | None = None) -> T:
+    """Run a stage: ``work(params)`` with ``params_file`` parsed once (``work()`` without one); a user error
+    (bad params, bad data) exits 2 with its message, not a traceback."""
     from inspectcnn import interrupts
     from inspectcnn.errors import UserError
 
     setup_logging()
     interrupts.install()
     try:
-        return work()
+        if params_file is None:
+            return work()
+        from inspectcnn.config import load_params
+
+        return work(load_params(params_file))
     except UserError as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -258,7 +258,16 @@ class ReportConfig(_Frozen):
     rank_by: Literal["roc_auc", "pr_auc", "f1", "balanced_accuracy", "accuracy"] = "roc_auc"
     gradcam_per_category: int = Field(2, ge=0, le=10)  # true/false positives, false negatives per model
     error_gallery: int = Field(8, ge=0, le=48)  # the champion's worst test errors shown with Grad-CAM (0: none)
-    registry_name: str = Field("inspectcnn-champion", min_length=1)
+
+
+class RegisterConfig(_Frozen):
+    """The ``register:`` section: where the register stage puts the champion in the MLflow Model Registry."""
+
+    # letters, digits, '.', '_' and '-' (MLflow refuses '/', ':' and '%', and the URI models:/<name>@<alias>
+    # must read back unambiguously)
+    registry_name: str = Field("inspectcnn-champion", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    # the alias that points at the newest version (models:/<name>@<alias>); not "latest", not v<number>
+    alias: str = Field("champion", pattern=r"^(?!latest$)(?!v[0-9]+$)[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
 
 class EnsembleConfig(_Frozen):
@@ -333,6 +342,7 @@ class Params(_Frozen):
     ensemble: EnsembleConfig = EnsembleConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
+    register: RegisterConfig = RegisterConfig()
     export: ExportConfig = ExportConfig()
     health: HealthConfig = HealthConfig()
 

@@ -58,3 +58,13 @@ def versions() -> dict[str, str]:
     backend = current()
     version = __import__(backend).__version__ if backend in BACKENDS else "unknown"  # packages named alike
     return {"keras": keras.__version__, "backend": backend, "backend_version": version}
+
+
+def environment() -> dict:
+    """What the report and the model card state of the machine and library versions behind the numbers."""
+    import sklearn
+
+    found = versions()
+    return {"python": platform.python_version(), "keras": found["keras"],
+            found["backend"]: found["backend_version"], "keras_backend": found["backend"],
+            "scikit-learn": sklearn.__version__, "platform": platform.platform(), "device": describe()}

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
+from inspectcnn.artifacts import val_predictions as val_predictions_file
 from inspectcnn.config import EnsembleConfig, Params
 from inspectcnn.errors import UserError
 
@@ -31,7 +32,7 @@ def read_val_predictions(folder: Path, candidates: list[str]) -> tuple[list[str]
     """(ids, labels, {candidate: probabilities}) on the validation split, aligned by id."""
     tables = {}
     for name in candidates:
-        path = folder / f"{name}.csv"
+        path = val_predictions_file(name, folder)
         if not path.is_file():
             raise EnsembleError(f"ensemble.candidates: {path} not found; run evaluate for {name} first "
                                 "(dvc repro runs it before the ensemble)")
@@ -141,22 +142,21 @@ def build(members: dict[str, "keras.Model"], weights: dict[str, float]):  # noqa
     return keras.Model(image, mixed, name="ensemble")
 
 
-def ensemble_entry(params: Params, models_dir: Path, out_dir: Path, val_predictions: Path | None = None) -> dict:
-    """Select members on validation, build and save the ensemble model; its metrics (validation only)."""
+def run(params: Params, models_dir: Path, out_dir: Path, val_predictions: Path) -> dict:
+    """The `ensemble` stage: select members on validation (``val_predictions``, every candidate's table),
+    build the ensemble from their models in ``models_dir`` and save it to ``out_dir``; its metrics
+    (validation only)."""
     import time
 
-    from inspectcnn import paths, tracking
+    from inspectcnn import artifacts, tracking
     from inspectcnn.config import ENSEMBLE
-    from inspectcnn.dvc_outputs import write_split_metrics
     from inspectcnn.models.saving import load_model
-
-    val_predictions = val_predictions or paths.VAL_PREDICTIONS
 
     config = params.ensemble
     started = time.perf_counter()
     _, labels, probabilities = read_val_predictions(val_predictions, params.ensemble_candidates())
     weights = select(labels, probabilities, config)
-    members = {name: load_model(models_dir / name / "model.keras") for name in weights}
+    members = {name: load_model(artifacts.model_folder(name, models_dir).model) for name in weights}
     model = build(members, weights)
     alone = {name: round(float(SCORES[config.metric](labels, p)), 4) for name, p in probabilities.items()}
     metrics = {
@@ -169,17 +169,18 @@ def ensemble_entry(params: Params, models_dir: Path, out_dir: Path, val_predicti
         "params": int(model.count_params()),
         "image_size": int(model.input.shape[1]),
     }
+    out = artifacts.ModelFolder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_params = {"seed": params.seed, "backend": params.backend, "entry": ENSEMBLE, **config.model_dump(), "tta": params.evaluate.tta}
     with tracking.stage_run(ENSEMBLE, "ensemble", params, run_params) as run:
-        tmp = out_dir / ".model.keras.tmp.keras"
+        tmp = out.model.with_name(f".tmp.{out.model.name}")  # Keras saves only to a name ending in .keras
         model.save(tmp)
-        tmp.replace(out_dir / "model.keras")
+        tmp.replace(out.model)
         run.log_metrics({f"val_{config.metric}": metrics[f"val_{config.metric}"],
                          **{f"weight_{k}": v for k, v in weights.items()}})
         run.log_keras_model(model, tuple(int(d) for d in model.input.shape[1:]))
         metrics["wall_time_s"] = round(time.perf_counter() - started, 2)
         if run.active:
             metrics["mlflow_run_id"] = run.run_id
-        write_split_metrics(out_dir, metrics)
+        out.write_training(metrics)
     return metrics

@@ -7,25 +7,24 @@ import hashlib
 import logging
 from pathlib import Path
 
-from inspectcnn import dihedral, evaluation, paths
+import numpy as np
+
+from inspectcnn import dihedral, evaluation
+from inspectcnn.artifacts import ModelFolder, read_json, val_predictions, write_json, write_table
 from inspectcnn.config import Params
 from inspectcnn.data import store
 from inspectcnn.data.dataset import load_split
-from inspectcnn.dvc_outputs import read_split_metrics, write_metrics, write_table
 from inspectcnn.models.saving import load_model
 from inspectcnn.models.summary import count_macs
 
 log = logging.getLogger(__name__)
 
 
-EVALUATION_FILES = ("eval.json", "scores.json", "eval_run.json", "roc.csv", "pr.csv", "predictions.csv")
-
-
 def single_member(name: str, params: Params, model_dir: Path) -> str | None:
     """The member of an ensemble of one (that model itself, nothing to re-evaluate), else None."""
     if name not in params.ensembles():
         return None
-    members = read_split_metrics(model_dir).get("members") or {}
+    members = ModelFolder(model_dir).read_training().get("members") or {}
     return next(iter(members)) if len(members) == 1 else None
 
 
@@ -33,46 +32,55 @@ def reuse_member(member: str, model_dir: Path, val_path: Path, member_val: Path)
     """An ensemble of one member is that member: its evaluation files, copied (marked ``same_as``)."""
     import shutil
 
-    source = model_dir.parent / member
-    missing = [f for f in EVALUATION_FILES if not (source / f).is_file()] + ([] if member_val.is_file() else [member_val])
+    source, target = ModelFolder(model_dir.parent / member), ModelFolder(model_dir)
+    missing = [f for f in (*source.evaluation_files, member_val) if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"the ensemble is {member} alone, whose evaluation is incomplete (missing "
                                 f"{', '.join(map(str, missing))}): run evaluate for {member} first")
-    for file in EVALUATION_FILES:
-        shutil.copyfile(source / file, model_dir / file)
+    for copied, copy in zip(source.evaluation_files, target.evaluation_files):
+        shutil.copyfile(copied, copy)
     val_path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(member_val, val_path)
-    from inspectcnn.dvc_outputs import read_metrics
-
-    results = {**read_metrics(model_dir / "eval.json"), "same_as": member}
-    write_metrics(model_dir / "eval.json", results)
+    results = {**read_json(target.evaluation), "same_as": member}
+    write_json(target.evaluation, results)
     log.info("%s: one member (%s): its evaluation reused, nothing re-evaluated", model_dir.name, member)
     return results
 
 
-def evaluate_entry(name: str, params: Params, prepared_dir: Path, model_dir: Path,
-                   val_predictions: Path | None = None) -> dict:
-    """Evaluate models/<name>/model.keras (wrapped with the configured test-time augmentation) on the test
-    split; the threshold is chosen on validation. Writes eval.json, val_predictions.csv and plot tables."""
-    model_path = model_dir / "model.keras"
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path} not found: run its train/transfer stage first")
-    val_path = val_predictions or paths.VAL_PREDICTIONS / f"{name}.csv"
+def weights_sha256(model) -> str:
+    """A fingerprint of a model's weights (not of its ``.keras`` zip, which embeds the time it was saved):
+    equal for equal weights, so a table that carries it changes exactly when the model does."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def run(name: str, params: Params, prepared_dir: Path, model_dir: Path, val_path: Path,
+        candidates_dir: Path) -> dict:
+    """The `evaluate@<name>` stage: evaluate ``model_dir``'s model (wrapped with the configured test-time
+    augmentation) on the test split, the threshold chosen on validation. Writes the folder's evaluation
+    files and the validation probabilities to ``val_path``; an ensemble of one member reuses that member's
+    evaluation (its validation table from ``candidates_dir``)."""
+    folder = ModelFolder(model_dir)
+    if not folder.model.is_file():
+        raise FileNotFoundError(f"{folder.model} not found: run its train/transfer stage first")
     member = single_member(name, params, model_dir)
     if member is not None:
-        return reuse_member(member, model_dir, val_path, paths.VAL_PREDICTIONS / f"{member}.csv")
+        return reuse_member(member, model_dir, val_path, val_predictions(member, candidates_dir))
     config = params.evaluate
-    trained = load_model(model_path)
+    trained = load_model(folder.model)
     model = dihedral.tta_model(trained, config.tta)  # what is evaluated is what is registered and served
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
     load = dict(image_size=size, batch_size=64, channels=channels)
 
     val = evaluation.predict(model, load_split(prepared_dir, "val", **load))
     threshold = evaluation.choose_threshold(val.labels, val.probabilities, config.threshold)
-    # the model's hash makes the file change whenever the model does, even if no probability moved
-    model_hash = hashlib.sha256(model_path.read_bytes()).hexdigest()[:16]
+    # the weights' fingerprint makes the file change whenever the model does, even if no probability moved:
+    # the ensemble, which reads the members' models, depends on these tables
+    fingerprint = weights_sha256(trained)
     write_table(val_path, [
-        {"id": i, "group": g, "actual": int(a), "probability": round(float(p), 6), "model_sha256": model_hash}
+        {"id": i, "group": g, "actual": int(a), "probability": round(float(p), 6), "weights_sha256": fingerprint}
         for i, g, a, p in zip(val.ids, val.groups, val.labels, val.probabilities)
     ])
     test = evaluation.predict(model, load_split(prepared_dir, "test", **load))
@@ -90,16 +98,17 @@ def evaluate_entry(name: str, params: Params, prepared_dir: Path, model_dir: Pat
         f"latency_batch{config.latency_batch}": evaluation.latency(model, (size, size, channels),
                                                                    config.latency_batch, config.latency_runs),
     }
-    training = read_split_metrics(model_dir)
+    training = folder.read_training()
     results["training"] = {k: training[k] for k in ("epochs_run", "best_val_auc") if k in training}
-    _write_outputs(model_dir, results, test, threshold, latency)
+    _write_outputs(folder, results, test, threshold)
     results["cost"].update(latency)
-    run_id = _log_to_mlflow(name, params, training.get("mlflow_run_id"), results, model_dir, val_path,
+    run_id = _log_to_mlflow(name, params, training.get("mlflow_run_id"), results, folder, val_path,
                             model if config.tta != "none" else None, prepared_dir)
-    # the MLflow run whose logged model is exactly what was evaluated: this one with TTA, else training's
-    write_metrics(model_dir / "eval_run.json", {**latency, "mlflow_run_id": run_id,
-                                               "served_run_id": run_id if config.tta != "none"
-                                               else training.get("mlflow_run_id")})
+    # this execution's record, written once: latencies, and the MLflow run whose logged model is exactly
+    # what was evaluated (this one with TTA, else training's)
+    write_json(folder.evaluation_run, {**latency, "mlflow_run_id": run_id,
+                                       "served_run_id": run_id if config.tta != "none"
+                                       else training.get("mlflow_run_id")})
     return results
 
 
@@ -118,22 +127,21 @@ def _results(params: Params, prepared_dir: Path, val, test, threshold: float) ->
     return results
 
 
-def _write_outputs(model_dir: Path, results: dict, test, threshold: float, latency: dict) -> None:
+def _write_outputs(folder: ModelFolder, results: dict, test, threshold: float) -> None:
     roc, pr = evaluation.curves(test.labels, test.probabilities)
-    write_table(model_dir / "roc.csv", roc)
-    write_table(model_dir / "pr.csv", pr)
+    write_table(folder.roc, roc)
+    write_table(folder.pr, pr)
     predicted = (test.probabilities >= threshold).astype(int)
-    write_table(model_dir / "predictions.csv", [
+    write_table(folder.predictions, [
         # float32 precision (9 digits): the export stage takes these as the Keras model's exact outputs
         {"id": i, "group": g, "actual": int(a), "probability": float(f"{p:.9g}"), "predicted": int(q)}
         for i, g, a, p, q in zip(test.ids, test.groups, test.labels, test.probabilities, predicted)
     ])
-    write_metrics(model_dir / "eval.json", results)
-    write_metrics(model_dir / "scores.json", evaluation.scores(results))  # dvc metrics show: a row per model
-    write_metrics(model_dir / "eval_run.json", latency)
+    write_json(folder.evaluation, results)
+    write_json(folder.scores, evaluation.scores(results))  # dvc metrics show: a row per model
 
 
-def _log_to_mlflow(name: str, params: Params, train_run_id: str | None, results: dict, model_dir: Path,
+def _log_to_mlflow(name: str, params: Params, train_run_id: str | None, results: dict, folder: ModelFolder,
                    val_path: Path, served=None, prepared: Path | None = None) -> str | None:
     """A linked evaluation run ``evaluate@<name>`` (tag evaluates_run) with the test metrics and their
     95 % intervals, and ``served`` (the model with its test-time augmentation) when there is one."""
@@ -151,8 +159,8 @@ def _log_to_mlflow(name: str, params: Params, train_run_id: str | None, results:
                             tags={"evaluates_run": train_run_id or "unknown", "entry": name},
                             dataset=(prepared, "evaluation") if prepared is not None else None) as run:
         run.log_metrics(flat)
-        for table in ("predictions.csv", "roc.csv", "pr.csv", "eval.json", "eval_run.json"):
-            run.log_artifact(model_dir / table)
+        for table in (folder.predictions, folder.roc, folder.pr, folder.evaluation):
+            run.log_artifact(table)
         run.log_artifact(val_path)
         if served is not None:
             run.log_keras_model(served, tuple(int(d) for d in served.input.shape[1:]))

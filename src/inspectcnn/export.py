@@ -171,13 +171,12 @@ def evaluated_probabilities(model_dir: Path, ids: list[str], labels: np.ndarray)
     """The test probabilities the evaluate stage computed with this very model (its predictions.csv, written
     at float32 precision), in the order of ``ids``; None when they are missing or do not match the split
     (then the export predicts them itself)."""
-    import csv
+    from inspectcnn.artifacts import ModelFolder, read_table
 
-    path = model_dir / "predictions.csv"
+    path = ModelFolder(model_dir).predictions
     if not path.is_file():
         return None
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = {row["id"]: row for row in csv.DictReader(handle)}
+    rows = {row["id"]: row for row in read_table(path)}
     if set(rows) != set(ids) or any(int(rows[i]["actual"]) != int(a) for i, a in zip(ids, labels)):
         return None
     return np.array([np.float32(rows[i]["probability"]) for i in ids], dtype=np.float64)
@@ -193,14 +192,13 @@ def calibration_set(prepared: Path, size: int, channels: int, count: int, seed: 
 def export_champion(params: Params, champion: str, models_dir: Path, prepared: Path, out: Path) -> dict:
     """Export ``models/<champion>`` (with its test-time augmentation) in every chosen format under ``out``;
     returns what reports/export.json holds."""
-    import json
-
-    from inspectcnn import dihedral, serving
+    from inspectcnn import artifacts, dihedral, serving
     from inspectcnn.models.saving import load_model
 
     chosen, skipped = resolve_formats(params)  # before any long work
-    evaluation = json.loads((models_dir / champion / "eval.json").read_text())
-    model = dihedral.tta_model(load_model(models_dir / champion / "model.keras"), evaluation.get("tta", "none"))
+    folder = artifacts.model_folder(champion, models_dir)
+    evaluation = folder.read_evaluation()
+    model = dihedral.tta_model(load_model(folder.model), evaluation.get("tta", "none"))
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
     spec = serving.entry_spec(champion, model, evaluation, prepared)
     if out.exists():
@@ -209,7 +207,7 @@ def export_champion(params: Params, champion: str, models_dir: Path, prepared: P
     images, labels, ids = split_arrays(prepared, "test", size, channels, with_ids=True)
     calibration = (calibration_set(prepared, size, channels, params.export.calibration_size, params.seed)
                    if any(FORMATS[f].precision == "int8" for f in chosen) else images[:0])
-    reference = evaluated_probabilities(models_dir / champion, ids, labels)
+    reference = evaluated_probabilities(folder.root, ids, labels)
     log.info("export: the Keras reference is %s", "the evaluate stage's test probabilities (same model, same "
              "images)" if reference is not None else "predicted here (no matching predictions.csv)")
     rows = export_model(model, spec, chosen, images, labels, calibration, params.export, out, reference)
@@ -319,16 +317,16 @@ def _check(row: dict, keras_row: dict, config) -> dict:
     return {"within_tolerance": bool(ok), "check": text}
 
 
-def export_stage(params: Params, models: Path, prepared: Path, out: Path, metrics: Path, champion_path: Path) -> dict:
+def run(params: Params, models: Path, prepared: Path, out: Path, metrics: Path, champion_path: Path) -> dict:
     """The `export` stage: the champion of ``champion_path`` (the champion stage's record) in every chosen
     format under ``out``, each checked; the checks written to ``metrics``."""
     from inspectcnn import champion as choice
-    from inspectcnn.dvc_outputs import write_metrics
+    from inspectcnn.artifacts import write_json
 
     resolve_formats(params)  # a format params name that cannot be exported: an error before any work
     record = choice.read(champion_path)
     log.info("export: champion %s (validation %s %.4f) -> %s", record["champion"], record["select_by"],
              record["value"], out)
     result = export_champion(params, record["champion"], models, prepared, out)
-    write_metrics(metrics, result)
+    write_json(metrics, result)
     return result

@@ -23,7 +23,7 @@ def features(prepared: Path, split: str, size: int, channels: int) -> tuple[np.n
     """(N x 512 features, ids, labels) of one split through the frozen hed-VGG-16 base."""
     import keras
 
-    from inspectcnn import transfer
+    from inspectcnn.transfer import backbone as transfer
     from inspectcnn.data.dataset import load_split
 
     base = transfer.backbone_base("vgg16", size)
@@ -77,13 +77,13 @@ def label_issues(prepared: Path, config: HealthConfig, seed: int, levels: dict[s
     }
 
 
-def health_stage(params, prepared: Path, out: Path) -> dict:
+def run(params, prepared: Path, out: Path) -> dict:
     """The `health` stage: label-issue candidates (when ``health.label_issues``) into ``out``."""
     from inspectcnn.data.store import levels
-    from inspectcnn.dvc_outputs import write_metrics
+    from inspectcnn.artifacts import write_json
 
     result = {"label_issues": None}
     if params.health.label_issues:
         result["label_issues"] = label_issues(prepared, params.health, params.seed, levels(prepared))
-    write_metrics(out, result)
+    write_json(out, result)
     return result

@@ -7,19 +7,16 @@ Writes a self-contained ``report.html`` (figures embedded as base64 PNG, no netw
 from __future__ import annotations
 
 import base64
-import csv
 import io
-import json
 import logging
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from inspectcnn import model_card, plots
+from inspectcnn import artifacts, devices, plots
+from inspectcnn.artifacts import read_json, read_table, write_json, write_table
 from inspectcnn.config import Params
-from inspectcnn.dvc_outputs import read_metrics, read_split_metrics, write_metrics, write_table
 from inspectcnn.reference import ELPV_TASK, PUBLISHED, RECIPES
 
 log = logging.getLogger(__name__)
@@ -38,32 +35,18 @@ class Entry:
     predictions: list[dict]
 
 
-def _csv(path: Path) -> list[dict]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def collect(params: Params, models_dir: Path) -> list[Entry]:
     entries = []
     for name in params.entries():
-        folder = models_dir / name
-        if not (folder / "eval.json").is_file():
-            raise FileNotFoundError(f"{folder / 'eval.json'} not found: run evaluate for {name} first")
+        folder = artifacts.model_folder(name, models_dir)
         entries.append(Entry(
             name=name, kind="transfer" if name in params.transfer else "ensemble" if name in params.ensembles()
             else "train",
-            eval=_evaluation(folder), training=read_split_metrics(folder),
-            history=_csv(folder / "history.csv") if (folder / "history.csv").is_file() else [], roc=_csv(folder / "roc.csv"), pr=_csv(folder / "pr.csv"),
-            predictions=_csv(folder / "predictions.csv"),
+            eval=folder.read_evaluation(with_run=True), training=folder.read_training(),
+            history=read_table(folder.history) if folder.history.is_file() else [], roc=read_table(folder.roc),
+            pr=read_table(folder.pr), predictions=read_table(folder.predictions),
         ))
     return entries
-
-
-def _evaluation(folder: Path) -> dict:
-    """eval.json with the latencies of eval_run.json put back under "cost"."""
-    results = read_metrics(folder / "eval.json")
-    results["cost"].update(read_metrics(folder / "eval_run.json"))
-    return results
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
@@ -185,7 +168,7 @@ def load_models(entries: list[Entry], models_dir: Path) -> dict:
     """Each trained model, loaded once (safe mode) for the Grad-CAM figures and the architecture table."""
     from inspectcnn.models.saving import load_model
 
-    return {e.name: load_model(models_dir / e.name / "model.keras") for e in entries}
+    return {e.name: load_model(artifacts.model_folder(e.name, models_dir).model) for e in entries}
 
 
 def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_category: int) -> dict[str, str]:
@@ -422,84 +405,10 @@ def champion_reason(record: dict, rows: list[dict], front_macs: set) -> str:
     return text
 
 
-def environment() -> dict:
-    import sklearn
-
-    from inspectcnn.devices import describe, versions
-
-    found = versions()
-    return {"python": platform.python_version(), "keras": found["keras"],
-            found["backend"]: found["backend_version"], "keras_backend": found["backend"],
-            "scikit-learn": sklearn.__version__, "platform": platform.platform(), "device": describe()}
-
-
-def _replace_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def champion_card_inputs(params: Params, entry: Entry, trained, models_dir: Path, prepared_dir: Path,
-                         summary_path: Path, export_path: Path | None) -> dict:
-    """What the model card and the registered version say of the champion (its inference spec included)."""
-    from inspectcnn import dihedral, serving
-
-    spec_file = export_path.parent / "export" / serving.SPEC_FILE if export_path else None
-    served = dihedral.tta_model(trained, entry.eval.get("tta", "none"))
-    spec = (serving.read_spec(spec_file) if spec_file and spec_file.is_file()
-            else serving.entry_spec(entry.name, served, entry.eval, prepared_dir))
-    data = dict(spec["data"])
-    prepared = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    data["balance"] = {k: prepared[k]["positive_fraction"] for k in ("train", "val", "test")
-                       if isinstance(prepared.get(k), dict) and "positive_fraction" in prepared[k]}
-    return {"champion": entry.name, "kind": entry.kind, "evaluation": entry.eval, "spec": spec, "data": data,
-            "cost": entry.eval["cost"], "served": served}
-
-
-def register_version(params: Params, entry: Entry, card: dict, artifacts: list[Path], record: dict) -> str | None:
-    """The champion as the MLflow pyfunc that returns probability, label and class at its validation
-    threshold (inspectcnn.champion_pyfunc), registered with a description and tags on the version
-    (:func:`inspectcnn.tracking.register_champion`)."""
-    from inspectcnn import tracking
-
-    e, spec = entry.eval, card["spec"]
-
-    def shown(metric):
-        interval = (e.get("ci95") or {}).get(metric)
-        return f"{e[metric]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
-
-    description = (f"{entry.name} ({entry.kind}), TTA {spec['tta']}. Chosen on validation ({record['select_by']} "
-                   f"{record['value']:.3f}). Test split (n={e['count']}, 95 % bootstrap "
-                   f"intervals): accuracy {shown('accuracy')}, ROC-AUC {shown('roc_auc')}, F1 {shown('f1')}. Decision "
-                   f"threshold {spec['threshold']:.4f} ({spec['threshold_rule']}); positive class "
-                   f"{spec['positive_class']!r}. Input: {spec['preprocessing']}. Data: {spec['data'].get('source')}, "
-                   f"manifest sha256 {str(spec['data'].get('manifest_sha256'))[:16]}. The pyfunc returns probability, "
-                   "label and class; params={'threshold': t} overrides the threshold.")
-    tags = {"entry": entry.name, "kind": entry.kind, "threshold": f"{spec['threshold']:.6f}",
-            "threshold_rule": spec["threshold_rule"], "positive_class": spec["positive_class"],
-            "classes": ",".join(spec["classes"]), "tta": spec["tta"],
-            "input": f"{spec['input']['size']}x{spec['input']['size']}x{spec['input']['channels']}",
-            "data_manifest_sha256": str(spec["data"].get("manifest_sha256")),
-            "test_accuracy": f"{e['accuracy']:.4f}", "test_roc_auc": f"{e['roc_auc'] or 0:.4f}",
-            "evaluate_run": e["cost"].get("mlflow_run_id") or "unknown",
-            "selected_by": f"val_{record['select_by']}", f"val_{record['select_by']}": f"{record['value']:.4f}"}
-    with tracking.stage_run("report", "register", params,
-                            {"entry": entry.name, "registry_name": params.report.registry_name,
-                             "threshold": spec["threshold"]},
-                            run_name=f"register@{entry.name}", tags={"entry": entry.name}) as run:
-        for path in artifacts:  # the model card and the export checks, beside the registered model
-            run.log_artifact(path)
-        uri = tracking.register_champion(card["served"], spec, registry_name=params.report.registry_name, run=run,
-                                        description=description, tags=tags)
-    return uri
-
-
-def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, out_dir: Path,
-                 register: bool = True, export_path: Path | None = None, health_path: Path | None = None,
-                 champion_path: Path = Path("reports/champion.json")) -> dict:
-    """Everything above, rendered; registers the champion (the champion stage's record) in the MLflow
-    Model Registry."""
+def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, champion_path: Path,
+        export_path: Path | None, health_path: Path | None, out_dir: Path) -> dict:
+    """The `report` stage: every evaluated entry compared, the champion (the champion stage's record) and the
+    export checks shown; report.html, report.md, ranking.csv and summary.json written to ``out_dir``."""
     from inspectcnn import champion as choice, export as exporting
 
     entries = collect(params, models_dir)
@@ -509,21 +418,16 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
         raise choice.ChampionError(f"{champion_path} names {champion}, which is not an entry of params.yaml: "
                                    "run the champion stage again (dvc repro champion)")
     rows = ranking(entries, params.report.rank_by)
-    by_name = {e.name: e for e in entries}
     models = load_models(entries, models_dir)
-    export = read_metrics(export_path) if export_path and export_path.is_file() else None
+    export = read_json(export_path) if export_path and export_path.is_file() else None
     if export and export.get("champion") != champion:
-        raise ValueError(f"{export_path} exported {export.get('champion')}, but the champion is {champion}: "
-                         "run the export stage again (dvc repro export)")
-    card_inputs = champion_card_inputs(params, by_name[champion], models[champion], models_dir, prepared_dir,
-                                       summary_path, export_path)
-    registered = _card_and_registration(params, by_name[champion], card_inputs, record, export, export_path,
-                                        out_dir, register)
-    data = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        raise choice.ChampionError(f"{export_path} exported {export.get('champion')}, but the champion is "
+                                   f"{champion}: run the export stage again (dvc repro export)")
+    data = read_json(summary_path) if summary_path.is_file() else {}
     context = _context(params, entries, rows, models, record, prepared_dir, data, health_path)
-    context.update(registered=registered, export=export, export_problems=exporting.problems(export))
+    context.update(export=export, export_problems=exporting.problems(export))
     _render(context, out_dir)
-    write_table(out_dir / "ranking.csv", [
+    write_table(out_dir / artifacts.RANKING.name, [
         {**{k: v for k, v in row.items() if k != "ci95"},
          **{f"{m}_ci_{end}": (row["ci95"].get(m) or [None, None])[i] for m in ("accuracy", "roc_auc", "f1")
             for i, end in enumerate(("low", "high"))}}
@@ -531,28 +435,9 @@ def build_report(params: Params, models_dir: Path, prepared_dir: Path, summary_p
     best = next(r for r in rows if r["model"] == champion)
     summary = {"champion": champion, "select_by": record["select_by"], "champion_val": record["value"],
                "champion_roc_auc": best["roc_auc"], "champion_accuracy": best["accuracy"],
-               "champion_ci95": best["ci95"], "registered": registered or "", "models": len(rows),
-               "export_problems": context["export_problems"]}
-    write_metrics(out_dir / "summary.json", summary)
+               "champion_ci95": best["ci95"], "models": len(rows), "export_problems": context["export_problems"]}
+    write_json(out_dir / artifacts.SUMMARY.name, summary)
     return summary
-
-
-def _card_and_registration(params: Params, entry: Entry, card_inputs: dict, record: dict, export: dict | None,
-                           export_path: Path | None, out_dir: Path, register: bool) -> str | None:
-    """The model card, then the registered version (with the card and the export checks beside it); the card
-    is written again without the registry line when MLflow is optional and was unreachable."""
-
-    def write_card(registered_as):
-        shown = {k: card_inputs[k] for k in ("champion", "kind", "evaluation", "spec", "data", "cost")}
-        _replace_text(out_dir / "model_card.md", model_card.render(**shown, export=export, registered=registered_as,
-                                                                  environment=environment(), choice=record))
-
-    write_card(f"models:/{params.report.registry_name}@champion" if register else None)
-    logged = [out_dir / "model_card.md", *([export_path] if export else [])]
-    registered = register_version(params, entry, card_inputs, logged, record) if register else None
-    if register and registered is None:  # MLflow optional and unreachable: the card must not claim it
-        write_card(None)
-    return registered
 
 
 def _context(params: Params, entries: list[Entry], rows: list[dict], models: dict, record: dict,
@@ -573,7 +458,7 @@ def _context(params: Params, entries: list[Entry], rows: list[dict], models: dic
         "groups": {e.name: e.eval["groups"] for e in entries if e.eval["groups"]},
         "data": data,
         "architectures": architecture_table(entries, models),
-        "published": PUBLISHED, "task": ELPV_TASK, "environment": environment(),
+        "published": PUBLISHED, "task": ELPV_TASK, "environment": devices.environment(),
         "threshold_rule": params.evaluate.threshold, "tta": params.evaluate.tta,
         "resamples": params.evaluate.bootstrap, "recipes": RECIPES,
         "significance": significance(entries, champion, record["select_by"], params.evaluate.bootstrap, params.seed),
@@ -584,7 +469,7 @@ def _context(params: Params, entries: list[Entry], rows: list[dict], models: dic
                                  test_levels) if config.error_gallery else {"rows": [], "image": None},
         "level_confusion": confusion_by_level(by_name[champion], test_levels),
         "health": {**(data.get("health") or {}),
-                   **(read_metrics(health_path) if health_path and health_path.is_file() else {})},
+                   **(read_json(health_path) if health_path and health_path.is_file() else {})},
         # ELPV's description, published results and measured recipes describe ELPV only
         "is_elpv": data.get("source") == "elpv",
     }
@@ -595,6 +480,5 @@ def _render(context: dict, out_dir: Path) -> None:
 
     templates = Environment(loader=PackageLoader("inspectcnn", "templates"),
                             autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("report.html", "report.md"):
-        _replace_text(out_dir / name, templates.get_template(f"{name}.j2").render(**context))
+    for page in (artifacts.REPORT_HTML, artifacts.REPORT_MD):
+        artifacts.write_text(out_dir / page.name, templates.get_template(f"{page.name}.j2").render(**context))

@@ -8,25 +8,28 @@ loudly where ``export.on_failure: fail`` says so).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from inspectcnn import artifacts
 
 
 def summary_lines(reports: Path) -> list[str]:
     from inspectcnn.export import problems
 
     lines = []
-    summary_file, export_file = reports / "summary.json", reports / "export.json"
+    summary_file, export_file = reports / artifacts.SUMMARY.name, reports / artifacts.EXPORT_METRICS.name
+    registered_file = reports / artifacts.REGISTERED.name
+    registered = artifacts.read_json(registered_file).get("uri") if registered_file.is_file() else None
     if summary_file.is_file():
-        summary = json.loads(summary_file.read_text())
+        summary = artifacts.read_json(summary_file)
         rule = summary.get("select_by", "")
         lines.append(f"Champion: {summary.get('champion')} (chosen on validation {rule} {summary.get('champion_val', 0):.3f}; "
                      f"test ROC-AUC {summary.get('champion_roc_auc') or 0:.3f}, accuracy {summary.get('champion_accuracy', 0):.3f})"
-                     + (f", registered as {summary['registered']}" if summary.get("registered") else ""))
+                     + (f", registered as {registered}" if registered else ", not registered"))
     if not export_file.is_file():
         lines.append("Export: NOT RUN (reports/export.json is missing): dvc repro export")
     else:
-        result = json.loads(export_file.read_text())
+        result = artifacts.read_json(export_file)
         found = problems(result)
         ok = [f for f, row in result.get("formats", {}).items() if f != "keras" and row.get("status") == "ok"]
         lines.append(f"Export: {len(ok)} format(s) ok in reports/export/ ({', '.join(ok) or 'none'})")
@@ -40,7 +43,7 @@ def summary_lines(reports: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--reports", type=Path, default=Path("reports"))
+    parser.add_argument("--reports", type=Path, default=artifacts.REPORTS)
     args = parser.parse_args(argv)
     print("\n".join(["", "Done.", *summary_lines(args.reports)]))
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from inspectcnn.artifacts import INFERENCE_SPEC as SPEC_FILE
 from inspectcnn.errors import UserError
 
-SPEC_FILE = "inference.json"
 SPEC_VERSION = 1
 
 
@@ -179,14 +179,14 @@ def find_spec(path: Path, prepared: Path | None = None) -> tuple[dict[str, Any] 
     """The inference spec of a model file and where it came from: ``inference.json`` beside it (registered
     and exported copies); for a pipeline's ``models/<entry>/model.keras``, one built from its ``eval.json``
     and the prepared data's ``meta.json``; else (None, "")."""
-    from inspectcnn import paths
+    from inspectcnn import artifacts
     from inspectcnn.data import store
 
     beside = path.parent / SPEC_FILE
     if beside.is_file():
         return read_spec(beside), str(beside)
-    evaluation = path.parent / "eval.json"
-    meta_file = (prepared or paths.PREPARED) / store.META_FILE
+    evaluation = artifacts.ModelFolder(path.parent).evaluation
+    meta_file = Path(prepared or artifacts.PREPARED) / artifacts.PREPARED_META
     if path.suffix == ".keras" and evaluation.is_file() and meta_file.is_file():
         from inspectcnn.models.saving import load_model
 

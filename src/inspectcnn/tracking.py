@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from inspectcnn import interrupts
+from inspectcnn.artifacts import MODEL_FILE
 from inspectcnn.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -513,11 +514,11 @@ def register_champion(served_model, spec: dict[str, Any], *, registry_name: str,
     )
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), interrupts.deferred():
         warnings.simplefilter("ignore")
-        served_model.save(Path(folder) / "model.keras")
+        served_model.save(Path(folder) / MODEL_FILE)
         spec_file = write_spec(spec, Path(folder))
         info = mlflow.pyfunc.log_model(
             name="champion", python_model=str(Path(__file__).with_name("champion_pyfunc.py")),
-            artifacts={"keras_model": str(Path(folder) / "model.keras"), "inference": str(spec_file)},
+            artifacts={"keras_model": str(Path(folder) / MODEL_FILE), "inference": str(spec_file)},
             signature=signature, pip_requirements=[*model_requirements(), f"pandas=={version('pandas')}"],
         )
         registered = mlflow.register_model(info.model_uri, registry_name)

@@ -26,7 +26,7 @@ CHECK = Path(__file__).with_name("data_parallel_check.py")
 def prepared(tmp_path_factory):
     """64 images split 32/16/16: every global batch of 8 is full, so both runs see the same batches."""
     from inspectcnn.config import DataConfig
-    from inspectcnn.data.prepare import prepare
+    from inspectcnn.data.prepare import run as prepare
 
     root = make_project(tmp_path_factory.mktemp("dp"), "", images={"ok": 40, "defect": 24})
     config = DataConfig(source="folder", path=str(root / "images"), image_size=24, classes=("ok", "defect"),

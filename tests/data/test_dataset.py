@@ -8,7 +8,7 @@ import pytest
 
 from inspectcnn.config import AugmentConfig, DataConfig
 from inspectcnn.data.dataset import load_labels, load_split
-from inspectcnn.data.prepare import prepare
+from inspectcnn.data.prepare import run as prepare
 
 
 @pytest.fixture(scope="module")

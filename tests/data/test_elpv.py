@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from inspectcnn.config import DataConfig
-from inspectcnn.data.prepare import prepare
+from inspectcnn.data.prepare import run as prepare
 
 pytestmark = pytest.mark.slow
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}

@@ -55,7 +55,7 @@ def test_a_class_whose_test_images_are_brighter_is_flagged(tmp_path):
 @pytest.mark.slow
 def test_planted_label_errors_are_candidates_and_nothing_is_dropped(tmp_path):
     from inspectcnn.config import DataConfig, HealthConfig
-    from inspectcnn.data.prepare import prepare
+    from inspectcnn.data.prepare import run as prepare
     from inspectcnn.health import label_issues
 
     rng = np.random.default_rng(2)

@@ -179,6 +179,36 @@ def _record_batches(path: str) -> None:
     keras.Model.train_step = train_step
 
 
+def _record_reads(path: str) -> None:
+    """``INSPECTCNN_READ_LOG=<file>``: append ``<dvc stage>\t<path>`` for every file this stage process opens
+    for reading under data/, models/ or reports/ (Python's ``open`` audit event: open(), io, NumPy, zipfile),
+    so that a test can compare what a stage reads with what its dvc.yaml entry declares."""
+    stage = os.environ.get("DVC_STAGE", "?")
+    root = os.getcwd()
+    watched = tuple(os.path.join(root, folder) + os.sep for folder in ("data", "models", "reports"))
+    seen = set()
+
+    def hook(event, args):
+        if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
+            return
+        mode, flags = args[1], args[2]
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            mode is None and flags & (os.O_WRONLY | os.O_RDWR))
+        target = os.path.abspath(os.fsdecode(args[0]))
+        if writing or not target.startswith(watched) or target in seen:
+            return
+        seen.add(target)
+        with _open_log(path) as handle:
+            handle.write(f"{stage}\t{os.path.relpath(target, root)}\n")
+
+    sys.addaudithook(hook)
+
+
+_open_log = open  # the log's own writes are never recorded: it lies outside the watched folders
+
+if os.environ.get("INSPECTCNN_READ_LOG") and _IN_STAGE:
+    _record_reads(os.environ["INSPECTCNN_READ_LOG"])
+
 if os.environ.get("INSPECTCNN_BATCH_LOG") and _IN_STAGE:
     _record_batches(os.environ["INSPECTCNN_BATCH_LOG"])
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from inspectcnn.config import DataConfig
-from inspectcnn.data.prepare import prepare
+from inspectcnn.data.prepare import run as prepare
 from inspectcnn.data.store import PrepareError, read_meta
 
 from helpers import prepare_folder as run

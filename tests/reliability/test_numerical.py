@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from inspectcnn.config import DataConfig, parse_params
-from inspectcnn.data.prepare import prepare
-from inspectcnn.training.tracked import train_entry
+from inspectcnn.data.prepare import run as prepare
+from inspectcnn.training.tracked import run as train_entry
 from inspectcnn.training import TrainingError
 
 pytestmark = pytest.mark.reliability

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from inspectcnn import dihedral
+from inspectcnn.artifacts import split_index
 from inspectcnn.config import AugmentConfig
 from inspectcnn.data import images as images_
 from inspectcnn.data.store import read_meta
@@ -76,7 +77,7 @@ def load_labels(prepared_dir: str | Path, split: str) -> tuple[list[str], list[i
 
 
 def _read_index(prepared_dir: str | Path, split: str) -> tuple[list[str], list[int], list[str]]:
-    with (Path(prepared_dir) / f"{split}.csv").open(newline="", encoding="utf-8") as handle:
+    with split_index(prepared_dir, split).open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [r["id"] for r in rows], [int(r["label"]) for r in rows], [r["group"] for r in rows]
 

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from inspectcnn.artifacts import split_index, write_json
 from inspectcnn.config import DataConfig
 from inspectcnn.data import health
 from inspectcnn.data.images import BadImageError, content_hash, read_image, resize
 from inspectcnn.data import store
 from inspectcnn.data.sources import SPLITS, DataSourceError, Item, Listing, list_items
 from inspectcnn.data.store import LEVEL_COLUMN, PrepareError
-from inspectcnn.dvc_outputs import write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ def assign_splits(
         order = rng.permutation(len(members))
         counts = _largest_remainder(len(members), [fractions[n] for n in names])
         bounds = np.cumsum([0, *counts])
-        for split_index, name in enumerate(names):
-            for position in order[bounds[split_index] : bounds[split_index + 1]]:
+        for part, name in enumerate(names):
+            for position in order[bounds[part] : bounds[part + 1]]:
                 for index in members[position]:
                     result[index] = name
     return result
@@ -124,7 +124,7 @@ class _ShardWriter:
         self.folder, self.split, self.shard_size, self.total = folder, split, shard_size, total
         self.image_shape = image_shape
         self.count, self.files, self._shard = 0, [], None
-        self._index = (folder / f"{split}.csv").open("w", newline="", encoding="utf-8")
+        self._index = split_index(folder, split).open("w", newline="", encoding="utf-8")
         self._rows = csv.writer(self._index)
         self._rows.writerow(["id", "label", "group"])
 
@@ -238,7 +238,7 @@ def _check_splits(rows: list[dict], classes: tuple[str, str]) -> None:
         )
 
 
-def prepare(config: DataConfig, out_dir: Path, summary_path: Path, seed: int) -> dict:
+def run(config: DataConfig, out_dir: Path, summary_path: Path, seed: int) -> dict:
     """Run the whole stage; returns the summary that was written to ``summary_path``."""
     out_dir, summary_path = Path(out_dir), Path(summary_path)
     try:
@@ -258,7 +258,7 @@ def prepare(config: DataConfig, out_dir: Path, summary_path: Path, seed: int) ->
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    write_metrics(summary_path, summary)
+    write_json(summary_path, summary)
     return summary
 
 

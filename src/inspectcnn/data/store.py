@@ -14,10 +14,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from inspectcnn.artifacts import PREPARED_MANIFEST as MANIFEST_FILE
+from inspectcnn.artifacts import PREPARED_META as META_FILE
 from inspectcnn.errors import UserError
 
-META_FILE = "meta.json"
-MANIFEST_FILE = "manifest.csv"
 # uint8 NumPy shards (N, S, S, C) + <split>.csv (id, label, group): every Keras backend reads them without
 # TensorFlow. Prepared folders of older versions (TFRecord shards) carry no "format" and are refused.
 STORAGE_FORMAT = "npy-uint8-nhwc"

@@ -62,22 +62,23 @@ def publish(work_dir: Path, out_dir: Path, metrics: dict) -> TrainResult:
     """Copy the finished results into the stage outputs, then drop the work folder. A worker other than the
     chief of a multi-worker training (:mod:`inspectcnn.cluster`) only drops its own work folder."""
     from inspectcnn.cluster import worker
-    from inspectcnn.dvc_outputs import write_split_metrics, write_table
+    from inspectcnn.artifacts import ModelFolder, write_table
 
     interrupts.check()  # never publish after a Ctrl-C, even one whose KeyboardInterrupt was swallowed
     if not worker().chief:
         shutil.rmtree(work_dir, ignore_errors=True)
-        return TrainResult(metrics, work_dir / "best.keras", work_dir / "history.csv")
-    model_path, history_path = out_dir / "model.keras", out_dir / "history.csv"
-    rows = read_history(work_dir / "history.csv")
+        return TrainResult(metrics, work_dir / "best.keras", ModelFolder(work_dir).history)
+    folder = ModelFolder(out_dir)
+    model_path, history_path = folder.model, folder.history
+    rows = read_history(ModelFolder(work_dir).history)
     for row in rows:
         row["epoch"] = int(row["epoch"]) + 1  # 1-based in the outputs
     with interrupts.deferred():  # all of the outputs or none: a Ctrl-C here is raised once they are written
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / ".model.keras.tmp"
+        tmp = model_path.with_name(f".{model_path.name}.tmp")
         shutil.copyfile(work_dir / "best.keras", tmp)
         os.replace(tmp, model_path)
         write_table(history_path, rows)
-        write_split_metrics(out_dir, metrics)
+        folder.write_training(metrics)
     shutil.rmtree(work_dir, ignore_errors=True)
     return TrainResult(metrics, model_path, history_path)

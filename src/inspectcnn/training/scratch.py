@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from inspectcnn.artifacts import ModelFolder
 from inspectcnn.config import TrainConfig
 from inspectcnn.data.dataset import load_split
 from inspectcnn.data.store import read_meta
@@ -138,7 +139,7 @@ def train(
 def _callbacks(config: TrainConfig, work_dir: Path, meter, nan_guard, run) -> list:
     """Checkpointing, resuming, logging and the schedule's callbacks (early stopping, plateau)."""
     mode = monitor_mode(config.monitor)
-    history_path, best_path = work_dir / "history.csv", work_dir / "best.keras"
+    history_path, best_path = ModelFolder(work_dir).history, work_dir / "best.keras"
     schedule = []
     if config.early_stopping_patience:
         schedule.append(keras.callbacks.EarlyStopping(config.monitor, mode=mode,
@@ -157,7 +158,7 @@ def _callbacks(config: TrainConfig, work_dir: Path, meter, nan_guard, run) -> li
 def _finish(config: TrainConfig, model, work_dir: Path, out_dir: Path, meter, wall: float, channels: int,
             policy: str, replicas: int) -> TrainResult:
     """The summary metrics; published to ``out_dir`` (by the chief worker only, see ``publish``)."""
-    _, metrics = summarize(read_history(work_dir / "history.csv"), config.monitor)
+    _, metrics = summarize(read_history(ModelFolder(work_dir).history), config.monitor)
     metrics = {
         **metrics,
         "train_images_per_s": round(meter.images_per_s, 2),

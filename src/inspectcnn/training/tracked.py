@@ -12,7 +12,7 @@ def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict
             prepared: Path | None = None) -> dict:
     """Run ``work(run)`` inside the stage's MLflow run; log its summary metrics, history plot and model."""
     from inspectcnn import plots, tracking
-    from inspectcnn.dvc_outputs import write_split_metrics
+    from inspectcnn.artifacts import ModelFolder
     from inspectcnn.models.saving import load_model
     from inspectcnn.training.checkpoints import read_history
 
@@ -38,11 +38,11 @@ def tracked(stage: str, kind: str, name: str, config, params: Params, meta: dict
         model = load_model(result.model_path)
         run.log_keras_model(model, tuple(model.input.shape[1:]))
         result.metrics["mlflow_run_id"] = run.run_id
-        write_split_metrics(out_dir, result.metrics)
+        ModelFolder(out_dir).write_training(result.metrics)
     return result.metrics
 
 
-def train_entry(name: str, params: Params, prepared_dir: Path, out_dir: Path) -> dict:
+def run(name: str, params: Params, prepared_dir: Path, out_dir: Path) -> dict:
     """The `train@<name>` stage: check, then train a models entry inside its MLflow run; its metrics."""
     from inspectcnn.data.store import read_meta
     from inspectcnn.models import check_architectures

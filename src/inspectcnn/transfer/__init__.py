@@ -27,12 +27,11 @@ from inspectcnn.transfer.backbone import (
     preprocess,
 )
 from inspectcnn.transfer.cache import VIEW_CACHE_LIMIT_BYTES, ViewBatches, cache_views, extract_features, load_or_compute
-from inspectcnn.transfer.fit import Phase, compile_phase, phases, run_transfer, transfer_entry
 from inspectcnn.transfer.surgery import build_transfer_model, head, head_model, set_trainable, split_model
 
 __all__ = [
-    "HED_WEIGHTS_ENV", "Phase", "TransferError", "VIEW_CACHE_LIMIT_BYTES", "ViewBatches", "backbone_base",
-    "build_transfer_model", "cache_views", "compile_phase", "extract_features", "head", "head_model",
-    "hed_vgg16_weights", "hed_weights_file", "load_base", "load_or_compute", "phases", "preprocess", "run_transfer",
-    "set_trainable", "split_model", "transfer_entry",
+    "HED_WEIGHTS_ENV", "TransferError", "VIEW_CACHE_LIMIT_BYTES", "ViewBatches", "backbone_base",
+    "build_transfer_model", "cache_views", "extract_features", "head", "head_model",
+    "hed_vgg16_weights", "hed_weights_file", "load_base", "load_or_compute", "preprocess",
+    "set_trainable", "split_model",
 ]

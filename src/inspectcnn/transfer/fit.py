@@ -16,6 +16,7 @@ from pathlib import Path
 
 import keras
 
+from inspectcnn.artifacts import ModelFolder
 from inspectcnn.config import Params, TransferConfig
 from inspectcnn.models.saving import load_model
 from inspectcnn.transfer.cache import ViewBatches, cache_views, extract_features, load_or_compute
@@ -77,7 +78,7 @@ class _Run:
 
     @property
     def history_path(self) -> Path:
-        return self.work_dir / "history.csv"
+        return ModelFolder(self.work_dir).history
 
     @property
     def best_path(self) -> Path:
@@ -281,7 +282,7 @@ def _publish(state: _Run, model: keras.Model, trainable: list[str], policy: str,
     return training.publish(state.work_dir, out_dir, metrics)
 
 
-def transfer_entry(name: str, params: Params, prepared_dir: Path, out_dir: Path) -> dict:
+def run(name: str, params: Params, prepared_dir: Path, out_dir: Path) -> dict:
     """The `transfer@<name>` stage: one transfer entry inside its MLflow run; its metrics."""
     from inspectcnn.data.store import read_meta
     from inspectcnn.training import work_dir as work_folder

@@ -1,0 +1,37 @@
+"""DVC stage `register`: the champion (reports/champion.json) with its model card and export checks in the
+MLflow Model Registry; reports/model_card.md and reports/registered.json. Nothing else registers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inspectcnn import artifacts
+from inspectcnn.cli_support import run_stage, stage_parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--models", type=Path, default=artifacts.MODELS, help="every entry's folder")
+    parser.add_argument("--prepared", type=Path, default=artifacts.PREPARED)
+    parser.add_argument("--summary", type=Path, default=artifacts.PREPARE_SUMMARY, help="the prepare stage's summary")
+    parser.add_argument("--champion", type=Path, default=artifacts.CHAMPION, help="the champion stage's record")
+    parser.add_argument("--export", type=Path, default=artifacts.EXPORT, help="the exported files (inference.json)")
+    parser.add_argument("--export-metrics", type=Path, default=artifacts.EXPORT_METRICS,
+                        help="the export stage's checks")
+    parser.add_argument("--card", type=Path, default=artifacts.MODEL_CARD)
+    parser.add_argument("--out", type=Path, default=artifacts.REGISTERED, help="what was registered")
+    args = parser.parse_args(argv)
+
+    def work(params):
+        from inspectcnn.registration import run
+
+        return run(params, args.models, args.prepared, args.summary, args.champion, args.export,
+                   args.export_metrics, args.card, args.out)
+
+    record = run_stage("register", work, args.params)
+    print(f"register: {record['champion']} -> " + (record["uri"] or f"not registered ({record['reason']})")
+          + f"; model card {args.card}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The `register` stage: the champion (the champion stage's record) as a version of the MLflow Model
+Registry, with its model card and the export checks beside it. Nothing else in the project registers.
+
+The registered version is the MLflow pyfunc of :mod:`inspectcnn.champion_pyfunc` (probability, label and
+class at the validation threshold); its description and tags repeat the card's facts, so that the registry
+alone says what the version is. The card (``reports/model_card.md``) is written here because it is what
+is registered: a report template or figure can change without a new version.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from inspectcnn import artifacts
+from inspectcnn.config import Params
+
+log = logging.getLogger(__name__)
+
+
+def card_inputs(champion: str, kind: str, evaluation: dict, served, prepared_dir: Path, summary_path: Path,
+                export_dir: Path) -> dict:
+    """What the model card and the registered version say of the champion: its inference spec (the export
+    stage's ``inference.json`` when there is one, else built as the export stage builds it) and data card."""
+    from inspectcnn import serving
+
+    spec_file = Path(export_dir) / artifacts.INFERENCE_SPEC
+    spec = (serving.read_spec(spec_file) if spec_file.is_file()
+            else serving.entry_spec(champion, served, evaluation, prepared_dir))
+    data = dict(spec["data"])
+    prepared = artifacts.read_json(summary_path) if Path(summary_path).is_file() else {}
+    data["balance"] = {k: prepared[k]["positive_fraction"] for k in ("train", "val", "test")
+                       if isinstance(prepared.get(k), dict) and "positive_fraction" in prepared[k]}
+    return {"champion": champion, "kind": kind, "evaluation": evaluation, "spec": spec, "data": data,
+            "cost": evaluation["cost"]}
+
+
+def description_and_tags(card: dict, record: dict) -> tuple[str, dict[str, str]]:
+    """The registered version's description (one paragraph) and tags, from the card's facts."""
+    e, spec, name, kind = card["evaluation"], card["spec"], card["champion"], card["kind"]
+
+    def shown(metric):
+        interval = (e.get("ci95") or {}).get(metric)
+        return f"{e[metric]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+    description = (f"{name} ({kind}), TTA {spec['tta']}. Chosen on validation ({record['select_by']} "
+                   f"{record['value']:.3f}). Test split (n={e['count']}, 95 % bootstrap "
+                   f"intervals): accuracy {shown('accuracy')}, ROC-AUC {shown('roc_auc')}, F1 {shown('f1')}. Decision "
+                   f"threshold {spec['threshold']:.4f} ({spec['threshold_rule']}); positive class "
+                   f"{spec['positive_class']!r}. Input: {spec['preprocessing']}. Data: {spec['data'].get('source')}, "
+                   f"manifest sha256 {str(spec['data'].get('manifest_sha256'))[:16]}. The pyfunc returns probability, "
+                   "label and class; params={'threshold': t} overrides the threshold.")
+    tags = {"entry": name, "kind": kind, "threshold": f"{spec['threshold']:.6f}",
+            "threshold_rule": spec["threshold_rule"], "positive_class": spec["positive_class"],
+            "classes": ",".join(spec["classes"]), "tta": spec["tta"],
+            "input": f"{spec['input']['size']}x{spec['input']['size']}x{spec['input']['channels']}",
+            "data_manifest_sha256": str(spec["data"].get("manifest_sha256")),
+            "test_accuracy": f"{e['accuracy']:.4f}", "test_roc_auc": f"{e['roc_auc'] or 0:.4f}",
+            "evaluate_run": e["cost"].get("mlflow_run_id") or "unknown",
+            "selected_by": f"val_{record['select_by']}", f"val_{record['select_by']}": f"{record['value']:.4f}"}
+    return description, tags
+
+
+def register_version(params: Params, card: dict, served, artifacts_beside: list[Path], record: dict) -> str | None:
+    """``served`` registered under ``register.registry_name`` with alias ``register.alias`` in its own
+    MLflow run (``register@<entry>``), the files of ``artifacts_beside`` logged with it; its URI, or None
+    when MLflow is optional (``mlflow.required: false``) and could not be reached."""
+    from inspectcnn import tracking
+
+    config, name = params.register, card["champion"]
+    description, tags = description_and_tags(card, record)
+    with tracking.stage_run("register", "register", params,
+                            {"entry": name, "registry_name": config.registry_name, "alias": config.alias,
+                             "threshold": card["spec"]["threshold"]},
+                            run_name=f"register@{name}", tags={"entry": name}) as run:
+        for path in artifacts_beside:
+            run.log_artifact(path)
+        return tracking.register_champion(served, card["spec"], registry_name=config.registry_name,
+                                          alias=config.alias, run=run, description=description, tags=tags)
+
+
+def entry_kind(params: Params, name: str) -> str:
+    return "transfer" if name in params.transfer else "ensemble" if name in params.ensembles() else "train"
+
+
+def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, champion_path: Path,
+        export_dir: Path, export_metrics: Path, card_path: Path, out: Path) -> dict:
+    """The `register` stage: the model card of the champion into ``card_path``, then its registered version;
+    what was registered (or why not) into ``out``."""
+    from inspectcnn import champion as choice, dihedral, model_card
+    from inspectcnn.devices import environment
+    from inspectcnn.models.saving import load_model
+
+    record = choice.read(champion_path)
+    name = record["champion"]
+    if name not in params.entries():
+        raise choice.ChampionError(f"{champion_path} names {name}, which is not an entry of params.yaml: "
+                                   "run the champion stage again (dvc repro champion)")
+    export = artifacts.read_json(export_metrics) if Path(export_metrics).is_file() else None
+    if export and export.get("champion") != name:
+        raise choice.ChampionError(f"{export_metrics} exported {export.get('champion')}, but the champion is "
+                                   f"{name}: run the export stage again (dvc repro export)")
+    folder = artifacts.model_folder(name, models_dir)
+    evaluation = folder.read_evaluation(with_run=True)
+    served = dihedral.tta_model(load_model(folder.model), evaluation.get("tta", "none"))
+    card = card_inputs(name, entry_kind(params, name), evaluation, served, prepared_dir, summary_path, export_dir)
+    config = params.register
+
+    def write_card(registered_as: str | None) -> None:
+        artifacts.write_text(card_path, model_card.render(**card, export=export, registered=registered_as,
+                                                          environment=environment(), choice=record))
+
+    write_card(f"models:/{config.registry_name}@{config.alias}")
+    uri = register_version(params, card, served, [card_path, *([export_metrics] if export else [])], record)
+    if uri is None:  # MLflow optional and unreachable: the card must not claim a registration
+        write_card(None)
+    result = {"champion": name, "registry_name": config.registry_name, "alias": config.alias, "uri": uri,
+              "reason": None if uri else "the MLflow tracking server could not be reached (mlflow.required: false)"}
+    artifacts.write_json(out, result)
+    return result
