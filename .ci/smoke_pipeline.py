@@ -35,6 +35,7 @@ transfer:
 evaluate: {latency_runs: 2, latency_batch: 8, tta: dihedral, bootstrap: 50}
 ensemble: {candidates: auto, max_members: 3}
 report: {rank_by: roc_auc, gradcam_per_category: 1, error_gallery: 4}
+register: {registry_name: inspectcnn-champion}
 export: {formats: auto, calibration_size: 16, latency_runs: 3, on_failure: fail}
 health: {folds: 2, feature_size: 32}
 """

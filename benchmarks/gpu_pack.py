@@ -31,7 +31,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from inspectcnn import paths  # noqa: E402
+from inspectcnn import artifacts  # noqa: E402
 from inspectcnn.data.store import read_meta  # noqa: E402
 
 WHEELS = ["keras==3.15.1", "namex==0.1.0", "optree==0.20.0", "pydantic==2.14.4", "pydantic-core==2.50.5",
@@ -89,7 +89,7 @@ def pack_wheels(folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prepared", type=Path, default=REPO / paths.PREPARED)
+    parser.add_argument("--prepared", type=Path, default=REPO / artifacts.PREPARED)
     parser.add_argument("--out", type=Path, default=REPO / ".gpu")
     args = parser.parse_args()
     args.out.mkdir(exist_ok=True)

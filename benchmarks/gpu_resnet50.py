@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline_overhead import bare_fit, compare, in_memory, project_fit  # noqa: E402
 
-from inspectcnn import paths  # noqa: E402
+from inspectcnn import artifacts  # noqa: E402
 from inspectcnn.config import load_params  # noqa: E402
 from inspectcnn.data.store import read_meta  # noqa: E402
 from inspectcnn.training import class_weights, configure_precision, train_labels  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> None:
               else f"CPU ({os.cpu_count()} cores)")
 
     params = load_params()
-    prepared = paths.PREPARED
+    prepared = artifacts.PREPARED
     meta = read_meta(prepared)
     train_count = meta["splits"]["train"]["count"]
     scratch = Path(tempfile.mkdtemp(prefix="inspectcnn-gpu-"))

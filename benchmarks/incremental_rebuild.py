@@ -93,7 +93,7 @@ def main() -> None:
     rerun = ran_stages(output)
     # the ensemble chooses on every entry's validation probabilities, the export follows the champion
     expected = [f"train@{args.entry}", f"evaluate@{args.entry}", "ensemble", "evaluate_ensemble", "champion", "export",
-                "report"]
+                "report", "register"]
     print(f"after the edit dvc {'would run' if args.dry else 'ran'}: {', '.join(rerun)} ({wall_edit:.1f} s)")
     print(f"expected exactly {', '.join(expected)}: {'yes' if sorted(rerun) == sorted(expected) else 'NO'}")
     wall_back, rerun_back = None, None

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from zoo_throughput import measure  # noqa: E402
 
-from inspectcnn import paths  # noqa: E402
+from inspectcnn import artifacts  # noqa: E402
 from inspectcnn.config import load_params  # noqa: E402
 from inspectcnn.data.dataset import load_split  # noqa: E402
 from inspectcnn.data.store import read_meta  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params()
-    meta = read_meta(paths.PREPARED)
+    meta = read_meta(artifacts.PREPARED)
     models = []
     for name in params.models:  # the networks trained from scratch (transfer entries are not registered)
         config = params.model(name)
@@ -70,7 +70,7 @@ def main() -> None:
     fastest = max(models, key=lambda row: row["train_images_per_s"])
     config = params.model(fastest["entry"])
     channels = config.channels or int(meta["channels"])
-    wall, cpu = input_rate(config, paths.PREPARED, channels, args.epochs, params.seed)
+    wall, cpu = input_rate(config, artifacts.PREPARED, channels, args.epochs, params.seed)
     headroom = wall / fastest["train_images_per_s"]
     print(f"input pipeline ({config.image_size} px, batch {config.batch_size}, augment "
           f"{config.augment.model_dump()}): {wall:,.0f} images/s ({cpu:,.0f} per CPU-second)")

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from inspectcnn import paths, tracking  # noqa: E402
+from inspectcnn import artifacts, tracking  # noqa: E402
 from inspectcnn.config import load_params  # noqa: E402
 from inspectcnn.data.dataset import load_split  # noqa: E402
 from inspectcnn.data.store import read_meta  # noqa: E402
@@ -96,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params()
-    prepared = paths.PREPARED
+    prepared = artifacts.PREPARED
     meta = read_meta(prepared)
     train_count, val_count = meta["splits"]["train"]["count"], meta["splits"]["val"]["count"]
     scratch = Path(tempfile.mkdtemp(prefix="inspectcnn-overhead-"))

@@ -17,9 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
-from inspectcnn import paths
+from inspectcnn import artifacts
 from inspectcnn.config import load_params
-from inspectcnn.dvc_outputs import read_metrics, read_split_metrics
 from inspectcnn.reference import ELPV_TASK, PUBLISHED, RECIPES
 
 TARGET = {"accuracy": 0.90, "roc_auc": 0.95}
@@ -33,10 +32,10 @@ def main() -> None:
     params = load_params()
     rows = []
     for name in params.entries():
-        folder = paths.model_dir(name)
-        if not (folder / "eval.json").is_file():
-            raise SystemExit(f"{folder / 'eval.json'} is missing: run `dvc repro` first")
-        evaluation, training = read_metrics(folder / "eval.json"), read_split_metrics(folder)
+        folder = artifacts.model_folder(name)
+        if not folder.evaluation.is_file():
+            raise SystemExit(f"{folder.evaluation} is missing: run `dvc repro` first")
+        evaluation, training = folder.read_evaluation(), folder.read_training()
         rows.append({
             "model": name, "kind": "transfer" if name in params.transfer else "ensemble" if name in params.ensembles()
             else "from scratch",
@@ -52,7 +51,7 @@ def main() -> None:
             "params": evaluation["cost"]["params"], "macs": evaluation["cost"]["macs"],
         })
     rows.sort(key=lambda r: r["test_roc_auc"], reverse=True)
-    record = json.loads(paths.CHAMPION.read_text())
+    record = artifacts.read_json(artifacts.CHAMPION)
     best = next(r for r in rows if r["model"] == record["champion"])
     met = best["test_accuracy"] >= TARGET["accuracy"] and best["test_roc_auc"] >= TARGET["roc_auc"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import keras
 
-from inspectcnn import paths
+from inspectcnn import artifacts
 from inspectcnn.config import TransferConfig
 from inspectcnn.data.dataset import load_split
 from inspectcnn.data.store import read_meta
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/transfer_cache.json")
     args = parser.parse_args()
     config = TransferConfig(image_size=args.size, frozen_epochs=args.epochs)
-    channels = int(read_meta(paths.PREPARED)["channels"])
+    channels = int(read_meta(artifacts.PREPARED)["channels"])
     load = dict(image_size=args.size, batch_size=32, channels=channels)
 
     def fresh():
@@ -41,8 +41,8 @@ def main() -> None:
 
     model = fresh()
     start = time.perf_counter()
-    x_train, y_train = extract_features(model, load_split(paths.PREPARED, "train", **load))
-    x_val, y_val = extract_features(model, load_split(paths.PREPARED, "val", **load))
+    x_train, y_train = extract_features(model, load_split(artifacts.PREPARED, "train", **load))
+    x_val, y_val = extract_features(model, load_split(artifacts.PREPARED, "val", **load))
     head = head_model(model)
     head.compile(optimizer="adam", loss="binary_crossentropy")
     head.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=args.epochs, batch_size=32, verbose=0)
@@ -51,8 +51,8 @@ def main() -> None:
     model = fresh()
     model.compile(optimizer="adam", loss="binary_crossentropy")
     start = time.perf_counter()
-    model.fit(load_split(paths.PREPARED, "train", shuffle=True, seed=0, **load),
-              validation_data=load_split(paths.PREPARED, "val", **load), epochs=args.epochs, verbose=0)
+    model.fit(load_split(artifacts.PREPARED, "train", shuffle=True, seed=0, **load),
+              validation_data=load_split(artifacts.PREPARED, "val", **load), epochs=args.epochs, verbose=0)
     through = time.perf_counter() - start
 
     result = {"image_size": args.size, "head_epochs": args.epochs, "cached_s": round(cached, 1),

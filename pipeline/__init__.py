@@ -1,20 +1,23 @@
 """The DVC stage entry points: dvc.yaml runs ``python -m pipeline.<stage> ...`` for each of its stages.
 
-Every module here has the same shape: an argument parser for the command line dvc.yaml gives it, one call
-into the ``inspectcnn`` library that does the stage's work (``cli_support.run_stage`` turns a
-:class:`inspectcnn.errors.UserError` into one line and exit code 2), and a one-line summary on stdout.
+Every module here has the same shape: an argument parser for the command line dvc.yaml gives it (the paths
+default to :mod:`inspectcnn.artifacts`), ``cli_support.run_stage`` that parses params.yaml once and turns a
+:class:`inspectcnn.errors.UserError` into one line and exit code 2, one call to the library function
+``run`` of the stage's module, and a one-line summary on stdout. Only this layer (and
+:mod:`inspectcnn.tracking`) knows the folder layout, reads params.yaml or opens MLflow runs.
 
 | stage | module | the call |
 |---|---|---|
-| prepare | pipeline.prepare | inspectcnn.data.prepare.prepare |
-| health | pipeline.health | inspectcnn.health.health_stage |
-| train@<entry> | pipeline.train | inspectcnn.training.tracked.train_entry |
-| transfer@<entry> | pipeline.transfer | inspectcnn.transfer.transfer_entry |
-| evaluate@<entry>, evaluate_transfer@, evaluate_ensemble | pipeline.evaluate | inspectcnn.evaluate_entry.evaluate_entry |
-| ensemble | pipeline.ensemble | inspectcnn.ensemble.ensemble_entry |
-| champion | pipeline.champion | inspectcnn.champion.champion_stage |
-| export | pipeline.export | inspectcnn.export.export_champion |
-| report | pipeline.report | inspectcnn.report.build_report |
+| prepare | pipeline.prepare | inspectcnn.data.prepare.run |
+| health | pipeline.health | inspectcnn.health.run |
+| train@<entry> | pipeline.train | inspectcnn.training.tracked.run |
+| transfer@<entry> | pipeline.transfer | inspectcnn.transfer.fit.run |
+| evaluate@<entry>, evaluate_transfer@, evaluate_ensemble | pipeline.evaluate | inspectcnn.evaluate_entry.run |
+| ensemble | pipeline.ensemble | inspectcnn.ensemble.run |
+| champion | pipeline.champion | inspectcnn.champion.run |
+| export | pipeline.export | inspectcnn.export.run |
+| report | pipeline.report | inspectcnn.report.run |
+| register | pipeline.register | inspectcnn.registration.run |
 """
 
 from inspectcnn import backend as _backend

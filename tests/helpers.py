@@ -105,6 +105,7 @@ models:
 evaluate: {latency_runs: 2, latency_batch: 8, tta: flips, bootstrap: 50}
 ensemble: {candidates: auto, max_members: 3}
 report: {rank_by: roc_auc, gradcam_per_category: 1, error_gallery: 4}
+register: {registry_name: inspectcnn-champion}
 export: {formats: [onnx], calibration_size: 16, latency_runs: 3}
 health: {folds: 2, feature_size: 32}
 transfer:

@@ -95,7 +95,7 @@ def test_one_member_is_that_member():
 
 
 def test_missing_or_mismatched_validation_predictions_are_named(tmp_path):
-    from inspectcnn.dvc_outputs import write_table
+    from inspectcnn.artifacts import write_table
 
     with pytest.raises(ensemble.EnsembleError, match="lenet.csv not found; run evaluate for lenet"):
         ensemble.read_val_predictions(tmp_path, ["lenet"])

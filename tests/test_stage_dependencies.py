@@ -131,6 +131,11 @@ def test_every_stage_runs_a_pipeline_module_that_forwards_to_the_library():
         tree = ast.parse(path.read_text())
         functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
         assert functions == ["main"], f"{entry} defines {functions}: the work belongs in the library"
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 and (node.module or "").startswith("inspectcnn.") and [a.name for a in node.names] == ["run"]]
+        assert len(calls) == 1, f"{entry} does not call one library function named run"
+        assert "run_stage(" in path.read_text() and "load_params" not in path.read_text(), \
+            f"{entry}: params.yaml is parsed once, by run_stage"
     assert not (REPO / "src" / "inspectcnn" / "stages").exists()
 
 

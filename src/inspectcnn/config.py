@@ -8,6 +8,7 @@ path such as ``models.resnet18.learning_rate``) and, where there is a fixed set,
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -265,9 +266,26 @@ class RegisterConfig(_Frozen):
 
     # letters, digits, '.', '_' and '-' (MLflow refuses '/', ':' and '%', and the URI models:/<name>@<alias>
     # must read back unambiguously)
-    registry_name: str = Field("inspectcnn-champion", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    registry_name: str = "inspectcnn-champion"
     # the alias that points at the newest version (models:/<name>@<alias>); not "latest", not v<number>
-    alias: str = Field("champion", pattern=r"^(?!latest$)(?!v[0-9]+$)[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+    alias: str = "champion"
+
+    @field_validator("registry_name")
+    @classmethod
+    def _registry_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value):
+            raise ValueError("a registered model name is 1-100 letters, digits, '.', '_' or '-', starting with a "
+                             "letter or digit")
+        return value
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", value):
+            raise ValueError("an alias is 1-64 letters, digits, '_' or '-', starting with a letter or '_'")
+        if value == "latest" or (value[0] == "v" and value[1:].isdigit()):
+            raise ValueError("latest and v<number> are MLflow's own version references: choose another alias")
+        return value
 
 
 class EnsembleConfig(_Frozen):
@@ -342,7 +360,8 @@ class Params(_Frozen):
     ensemble: EnsembleConfig = EnsembleConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
-    register: RegisterConfig = RegisterConfig()
+    # the register: section (a field named `register` would shadow the class's own ABC method)
+    registry: RegisterConfig = Field(RegisterConfig(), alias="register")
     export: ExportConfig = ExportConfig()
     health: HealthConfig = HealthConfig()
 

@@ -67,7 +67,7 @@ def register_version(params: Params, card: dict, served, artifacts_beside: list[
     when MLflow is optional (``mlflow.required: false``) and could not be reached."""
     from inspectcnn import tracking
 
-    config, name = params.register, card["champion"]
+    config, name = params.registry, card["champion"]
     description, tags = description_and_tags(card, record)
     with tracking.stage_run("register", "register", params,
                             {"entry": name, "registry_name": config.registry_name, "alias": config.alias,
@@ -104,7 +104,7 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
     evaluation = folder.read_evaluation(with_run=True)
     served = dihedral.tta_model(load_model(folder.model), evaluation.get("tta", "none"))
     card = card_inputs(name, entry_kind(params, name), evaluation, served, prepared_dir, summary_path, export_dir)
-    config = params.register
+    config = params.registry
 
     def write_card(registered_as: str | None) -> None:
         artifacts.write_text(card_path, model_card.render(**card, export=export, registered=registered_as,

@@ -46,7 +46,7 @@ def test_every_stage_runs_under_jax_without_tensorflow(project):
     root, output = project
     assert ran_stages(output) == [
         "champion", "ensemble", "evaluate@lenet", "evaluate@simple_cnn", "evaluate_ensemble", "evaluate_transfer@tiny_hed",
-        "export", "health", "prepare", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
+        "export", "health", "prepare", "register", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
     ]
     # every exporter of Keras goes through TensorFlow under JAX: each format skipped, with that reason
     export = json.loads((root / "reports" / "export.json").read_text())

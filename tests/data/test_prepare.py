@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from inspectcnn.config import DataConfig, SplitConfig
-from inspectcnn.data.prepare import assign_splits, prepare
+from inspectcnn.data.prepare import assign_splits
+from inspectcnn.data.prepare import run as prepare
 from inspectcnn.data.store import read_meta
 
 from helpers import prepare_folder as run

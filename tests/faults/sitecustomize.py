@@ -140,7 +140,7 @@ def _install(moment: str, epoch: int) -> None:
 
         keras.callbacks.CSVLogger.on_epoch_end = on_epoch_end
     elif moment == "publish":
-        from inspectcnn import dvc_outputs
+        from inspectcnn import artifacts as dvc_outputs
 
         original_write = dvc_outputs.write_table
 

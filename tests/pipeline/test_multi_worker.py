@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from helpers import FAULTS, make_project, project_env
-from inspectcnn.dvc_outputs import read_split_metrics
+from inspectcnn.artifacts import ModelFolder
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ def test_two_workers_train_one_model_like_one_process(tmp_path, backend):
         assert [len((r / "batches.log").read_text().split()) for r in roots] == [4] * WORKERS
 
     # Worker 0 alone publishes the outputs and one MLflow run; the other keeps no work folder either.
-    metrics = read_split_metrics(roots[0] / "models" / "lenet")
+    metrics = ModelFolder(roots[0] / "models" / "lenet").read_training()
     assert metrics["replicas"] == WORKERS
     for other in roots[1:]:
         assert not (other / "models").exists()

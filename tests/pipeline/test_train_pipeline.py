@@ -27,7 +27,7 @@ def test_repro_trains_every_entry(project):
     root, output = project
     assert ran_stages(output) == [
         "champion", "ensemble", "evaluate@lenet", "evaluate@simple_cnn", "evaluate_ensemble", "evaluate_transfer@tiny_hed",
-        "export", "health", "prepare", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
+        "export", "health", "prepare", "register", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
     ]
     for name in ("lenet", "simple_cnn"):
         folder = root / "models" / name
@@ -78,5 +78,5 @@ def test_editing_one_learning_rate_reruns_only_that_entry(project):
     output = run_in(root, "dvc", "repro").stdout
     # the ensemble chooses on every entry's validation probabilities: it is rebuilt and re-evaluated too; the
     # champion is chosen again (it may change), so the export follows
-    assert ran_stages(output) == ["champion", "ensemble", "evaluate@lenet", "evaluate_ensemble", "export", "report",
-                                  "train@lenet"]
+    assert ran_stages(output) == ["champion", "ensemble", "evaluate@lenet", "evaluate_ensemble", "export", "register",
+                                  "report", "train@lenet"]

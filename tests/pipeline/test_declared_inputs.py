@@ -1,0 +1,113 @@
+"""Every file a stage reads is declared in its dvc.yaml entry, and each side effect has its own stage.
+
+The tiny project runs `dvc repro` with an audit hook in every stage process (``INSPECTCNN_READ_LOG``, see
+tests/faults/sitecustomize.py) that records each file opened for reading under data/, models/ and reports/.
+A read is declared when it lies in one of the stage's deps or its own outputs, or in a folder the contract
+(:data:`inspectcnn.artifacts.STAGE_FILES`) says the stage reads through a fingerprint of a declared dep.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from helpers import FAULTS, TINY_PARAMS, make_project, project_env
+from inspectcnn import artifacts
+
+pytestmark = pytest.mark.slow
+
+
+def audited_env(root, log):
+    env = project_env(root)
+    env["PYTHONPATH"] = f"{FAULTS}:{env['PYTHONPATH']}"
+    env["INSPECTCNN_READ_LOG"] = str(log)
+    return env
+
+
+def repro(root, log, *targets):
+    done = subprocess.run(["dvc", "repro", *targets], cwd=root, env=audited_env(root, log), capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def declared(root, address: str) -> list[str]:
+    """What the stage ``address`` (``train@lenet``, ``report``) may read: its deps and its own outputs, with
+    the foreach key filled in, and the contract's fingerprinted folders."""
+    name, _, key = address.partition("@")
+    body = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][name]
+    body = body.get("do", body)
+    paths = []
+    for section in ("deps", "outs", "metrics", "plots"):
+        for entry in body.get(section) or []:
+            paths.append(str(next(iter(entry)) if isinstance(entry, dict) else entry).replace("${key}", key))
+    return paths + [p.as_posix() for p in artifacts.STAGE_FILES[name].fingerprinted]
+
+
+def undeclared(root, log) -> list[tuple[str, str]]:
+    found = []
+    for line in log.read_text().splitlines():
+        stage, path = line.split("\t")
+        allowed = declared(root, stage)
+        if not any(path == d.rstrip("/") or path.startswith(d.rstrip("/") + "/") for d in allowed):
+            found.append((stage, path))
+    return sorted(set(found))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("reads"), TINY_PARAMS)
+    log = root.parent / "reads.tsv"
+    repro(root, log)
+    return root, log
+
+
+def test_every_stage_reads_only_what_its_dvc_entry_declares(project):
+    root, log = project
+    stages = {line.split("\t")[0] for line in log.read_text().splitlines()}
+    # every stage that reads pipeline files was watched (prepare reads only the source images)
+    assert {"health", "train@lenet", "transfer@tiny_hed", "evaluate@lenet", "ensemble", "evaluate_ensemble",
+            "champion", "export", "report", "register"} <= stages
+    assert undeclared(root, log) == []
+
+
+def test_editing_a_report_template_leaves_registration_up_to_date(project):
+    root, _ = project
+    template = root / "src" / "inspectcnn" / "templates" / "report.html.j2"
+    original = template.read_text()
+    try:
+        template.write_text(original + "<!-- edited -->\n")
+        status = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=root, env=project_env(root),
+                                           capture_output=True, text=True, check=True).stdout)
+        assert sorted(status) == ["report"]
+    finally:
+        template.write_text(original)
+
+
+def test_editing_the_tracking_module_does_not_rerun_the_data_stages(project):
+    root, _ = project
+    module = root / "src" / "inspectcnn" / "tracking.py"
+    original = module.read_text()
+    try:
+        module.write_text(original + "# edited\n")
+        status = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=root, env=project_env(root),
+                                           capture_output=True, text=True, check=True).stdout)
+        assert "health" not in status and "prepare" not in status and "champion" not in status
+        assert {"train@lenet", "evaluate@lenet", "register"} <= set(status)
+    finally:
+        module.write_text(original)
+
+
+def test_a_planted_undeclared_read_is_caught(project):
+    """The champion stage made to read data/health.json, which its dvc.yaml entry does not declare."""
+    root, _ = project
+    stage = root / "pipeline" / "champion.py"
+    stage.write_text(stage.read_text().replace(
+        "    args = parser.parse_args(argv)\n",
+        "    args = parser.parse_args(argv)\n    Path('data/health.json').read_text()  # planted\n", 1))
+    log = root.parent / "planted.tsv"
+    repro(root, log, "champion")
+    assert undeclared(root, log) == [("champion", "data/health.json")]
