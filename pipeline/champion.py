@@ -10,8 +10,7 @@ from inspectcnn.cli_support import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--models", type=Path, default=artifacts.MODELS, help="every entry's folder")
+    parser = stage_parser(__doc__, "models")
     parser.add_argument("--out", type=Path, default=artifacts.CHAMPION)
     args = parser.parse_args(argv)
 

@@ -11,8 +11,7 @@ from inspectcnn.config import ENSEMBLE
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--models", type=Path, default=artifacts.MODELS, help="every entry's folder")
+    parser = stage_parser(__doc__, "models")
     parser.add_argument("--val-predictions", type=Path, default=artifacts.VAL_PREDICTIONS,
                         help="the evaluate stages' validation probabilities, one <entry>.csv each")
     parser.add_argument("--out", type=Path, help=f"default models/{ENSEMBLE}")

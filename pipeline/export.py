@@ -11,12 +11,9 @@ from inspectcnn.cli_support import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--models", type=Path, default=artifacts.MODELS, help="every entry's folder")
-    parser.add_argument("--prepared", type=Path, default=artifacts.PREPARED)
+    parser = stage_parser(__doc__, "models", "prepared", "champion")
     parser.add_argument("--out", type=Path, default=artifacts.EXPORT, help="the exported files")
     parser.add_argument("--metrics", type=Path, default=artifacts.EXPORT_METRICS)
-    parser.add_argument("--champion", type=Path, default=artifacts.CHAMPION, help="the champion stage's record")
     args = parser.parse_args(argv)
 
     def work(params):

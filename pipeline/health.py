@@ -11,8 +11,7 @@ from inspectcnn.cli_support import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--prepared", type=Path, default=artifacts.PREPARED)
+    parser = stage_parser(__doc__, "prepared")
     parser.add_argument("--out", type=Path, default=artifacts.HEALTH)
     args = parser.parse_args(argv)
 

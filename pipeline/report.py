@@ -10,11 +10,7 @@ from inspectcnn.cli_support import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__)
-    parser.add_argument("--models", type=Path, default=artifacts.MODELS, help="every entry's folder")
-    parser.add_argument("--prepared", type=Path, default=artifacts.PREPARED)
-    parser.add_argument("--summary", type=Path, default=artifacts.PREPARE_SUMMARY, help="the prepare stage's summary")
-    parser.add_argument("--champion", type=Path, default=artifacts.CHAMPION, help="the champion stage's record")
+    parser = stage_parser(__doc__, "models", "prepared", "summary", "champion")
     parser.add_argument("--export", type=Path, default=artifacts.EXPORT_METRICS, help="the export stage's checks")
     parser.add_argument("--health", type=Path, default=artifacts.HEALTH, help="the health stage's label issues")
     parser.add_argument("--out", type=Path, default=artifacts.REPORTS)

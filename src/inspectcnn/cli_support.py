@@ -24,21 +24,33 @@ def setup_logging() -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
-def stage_parser(description: str) -> argparse.ArgumentParser:
-    """The argument every stage takes: the params file (parsed once, by :func:`run_stage`)."""
+def _inputs() -> dict[str, tuple[Path, str]]:
+    """The pipeline files several stages read: --<name> (default, help)."""
+    from inspectcnn import artifacts
+
+    return {"models": (artifacts.MODELS, "every entry's folder"),
+            "prepared": (artifacts.PREPARED, "the prepare stage's output"),
+            "summary": (artifacts.PREPARE_SUMMARY, "the prepare stage's summary"),
+            "champion": (artifacts.CHAMPION, "the champion stage's record")}
+
+
+def stage_parser(description: str, *inputs: str) -> argparse.ArgumentParser:
+    """The arguments every stage takes: the params file (parsed once, by :func:`run_stage`), and ``inputs``,
+    any of the shared pipeline files (models, prepared, summary, champion) with their default paths."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="the params file (default params.yaml)")
+    known = _inputs()
+    for name in inputs:
+        default, text = known[name]
+        parser.add_argument(f"--{name}", type=Path, default=default, help=f"{text} (default {default})")
     return parser
 
 
 def entry_parser(description: str, section: str, *, output: str = "--out") -> argparse.ArgumentParser:
     """The arguments every per-entry stage takes: the entry, params.yaml, its input and output folders."""
-    from inspectcnn import artifacts
-
-    parser = stage_parser(description)
+    parser = stage_parser(description, "prepared")
     names = ("--name", "--model") if section == "models" else ("--name",)
     parser.add_argument(*names, dest="name", required=True, help=f"an entry of the {section}: section of params.yaml")
-    parser.add_argument("--prepared", type=Path, default=artifacts.PREPARED, help="the prepare stage's output")
     parser.add_argument(output, type=Path, help="the entry's folder (default models/<name>)")
     return parser
 

@@ -198,7 +198,7 @@ def _record_reads(path: str) -> None:
         if writing or not target.startswith(watched) or target in seen:
             return
         seen.add(target)
-        with _open_log(path) as handle:
+        with _open_log(path, "a") as handle:
             handle.write(f"{stage}\t{os.path.relpath(target, root)}\n")
 
     sys.addaudithook(hook)

@@ -35,15 +35,20 @@ def repro(root, log, *targets):
 
 
 def declared(root, address: str) -> list[str]:
-    """What the stage ``address`` (``train@lenet``, ``report``) may read: its deps and its own outputs, with
-    the foreach key filled in, and the contract's fingerprinted folders."""
+    """What the stage ``address`` (``train@lenet``, ``report``) may read: its deps and its own outputs (with
+    the hidden ``.<name>.tmp*`` work files the atomic writers put beside them), the foreach key filled in,
+    and the contract's fingerprinted folders."""
     name, _, key = address.partition("@")
     body = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][name]
     body = body.get("do", body)
     paths = []
     for section in ("deps", "outs", "metrics", "plots"):
         for entry in body.get(section) or []:
-            paths.append(str(next(iter(entry)) if isinstance(entry, dict) else entry).replace("${key}", key))
+            path = str(next(iter(entry)) if isinstance(entry, dict) else entry).replace("${key}", key)
+            paths.append(path)
+            if section != "deps":
+                parent, _, file = path.rpartition("/")
+                paths.append(f"{parent}/.{file}.tmp" if parent else f".{file}.tmp")
     return paths + [p.as_posix() for p in artifacts.STAGE_FILES[name].fingerprinted]
 
 
@@ -52,7 +57,8 @@ def undeclared(root, log) -> list[tuple[str, str]]:
     for line in log.read_text().splitlines():
         stage, path = line.split("\t")
         allowed = declared(root, stage)
-        if not any(path == d.rstrip("/") or path.startswith(d.rstrip("/") + "/") for d in allowed):
+        if not any(path == d or path.startswith((d + "/", d + "-")) if d.endswith(".tmp") else
+                   path == d.rstrip("/") or path.startswith(d.rstrip("/") + "/") for d in allowed):
             found.append((stage, path))
     return sorted(set(found))
 
