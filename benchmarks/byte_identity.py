@@ -34,7 +34,6 @@ transfer:
 evaluate: {latency_runs: 1, latency_batch: 8, tta: flips, bootstrap: 50}
 ensemble: {candidates: auto, max_members: 3}
 report: {rank_by: roc_auc, gradcam_per_category: 1, error_gallery: 2}
-register: {registry_name: inspectcnn-champion}
 export: {formats: [onnx], calibration_size: 16, latency_runs: 2}
 health: {folds: 2, feature_size: 32}
 """
@@ -47,9 +46,9 @@ def _sha(data: bytes) -> str:
 
 def digests(root: Path) -> dict[str, str]:
     """SHA-256 of each file; of a JSON file also each top-level key's value (``file#key``), so that a
-    difference is named; of a validation-prediction table also the table without its ``model_sha256``
-    column (``file#probabilities``): a .keras file is a zip that records when it was saved, so its hash
-    differs between two runs that trained the very same weights."""
+    difference is named; of a validation-prediction table also the table without its model fingerprint
+    column (``file#probabilities``), so that a checkout that hashed the ``.keras`` zip (which records when it
+    was saved) compares with one that hashes the weights."""
     import csv
     import io
 
@@ -64,7 +63,8 @@ def digests(root: Path) -> dict[str, str]:
                         found[f"models/{folder.name}/{name}#{key}"] = _sha(json.dumps(value, sort_keys=True).encode())
     for path in sorted((root / "data" / "val_predictions").glob("*.csv")):
         found[f"data/val_predictions/{path.name}"] = _sha(path.read_bytes())
-        rows = [{k: v for k, v in row.items() if k != "model_sha256"} for row in csv.DictReader(io.StringIO(path.read_text()))]
+        rows = [{k: v for k, v in row.items() if k not in ("model_sha256", "weights_sha256")}
+                for row in csv.DictReader(io.StringIO(path.read_text()))]
         found[f"data/val_predictions/{path.name}#probabilities"] = _sha(json.dumps(rows).encode())
     return found
 
@@ -81,7 +81,10 @@ def main() -> int:
 
     os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
     with tempfile.TemporaryDirectory() as scratch:
-        root = make_project(Path(scratch) / "project", PARAMS)
+        # a checkout with a register stage needs its section (DVC requires every params key a stage names)
+        has_register = "register:" in (repo / "dvc.yaml").read_text()
+        root = make_project(Path(scratch) / "project",
+                            PARAMS + ("register: {registry_name: inspectcnn-champion}\n" if has_register else ""))
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         env["PYTHONPATH"] = f"{root / 'src'}:{root}"
         start = time.monotonic()

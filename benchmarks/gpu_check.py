@@ -124,18 +124,18 @@ def steady_timer():
 
 def test_metrics(model, prepared: Path, tta: str = "none") -> dict:
     """Test accuracy and ROC-AUC, the threshold chosen on validation (max F1), as the evaluate stage."""
-    from inspectcnn import dihedral, evaluation
+    from inspectcnn import dihedral, scoring
     from inspectcnn.data.dataset import load_split
 
     model = dihedral.tta_model(model, tta)
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
     load = dict(image_size=size, batch_size=128, channels=channels)
-    val = evaluation.predict(model, load_split(prepared, "val", **load))
-    threshold = evaluation.choose_threshold(val.labels, val.probabilities, "max_f1")
-    test = evaluation.predict(model, load_split(prepared, "test", **load))
-    found = evaluation.classification_metrics(test.labels, test.probabilities, threshold, 10)
+    val = scoring.predict(model, load_split(prepared, "val", **load))
+    threshold = scoring.choose_threshold(val.labels, val.probabilities, "max_f1")
+    test = scoring.predict(model, load_split(prepared, "test", **load))
+    found = scoring.classification_metrics(test.labels, test.probabilities, threshold, 10)
     return {"test_accuracy": round(found["accuracy"], 4), "test_roc_auc": round(found["roc_auc"], 4),
-            "val_roc_auc": round(float(evaluation.classification_metrics(
+            "val_roc_auc": round(float(scoring.classification_metrics(
                 val.labels, val.probabilities, threshold, 10)["roc_auc"]), 4)}
 
 
@@ -193,7 +193,7 @@ def scratch_pair(arch: str, args, prepared: Path, work: Path) -> dict:
 def transfer_run(args, prepared: Path, work: Path) -> dict:
     from inspectcnn.config import TransferConfig
     from inspectcnn.models.saving import load_model
-    from inspectcnn.transfer.fit import run_transfer
+    from inspectcnn.transfer.phases import run_transfer
 
     config = TransferConfig(backbone="vgg16", weights="hed-vgg16", image_size=args.size, head=(256,), dropout=0.4,
                             frozen_epochs=2, learning_rate=1e-3, finetune_epochs=args.transfer_epochs,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from inspectcnn import artifacts
-from inspectcnn.cli_support import run_stage, stage_parser
+from inspectcnn.stage_runner import run_stage, stage_parser
 from inspectcnn.config import ENSEMBLE
 
 

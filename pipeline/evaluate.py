@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from inspectcnn import artifacts
-from inspectcnn.cli_support import entry_parser, run_stage
+from inspectcnn.stage_runner import entry_parser, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work(params):
-        from inspectcnn.evaluate_entry import run
+        from inspectcnn.evaluate import run
 
         params.check_entry(args.name)
         return run(args.name, params, args.prepared, args.model_dir or artifacts.model_folder(args.name).root,

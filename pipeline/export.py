@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from inspectcnn import artifacts
-from inspectcnn.cli_support import run_stage, stage_parser
+from inspectcnn.stage_runner import run_stage, stage_parser
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,8 +34,9 @@ def gpu_params(params: dict) -> dict:
 
 
 def main() -> None:
-    with open(sys.argv[1] if len(sys.argv) > 1 else "params.yaml", encoding="utf-8") as handle:
-        params = yaml.safe_load(handle)
+    from inspectcnn.config import read_raw
+
+    params = read_raw(sys.argv[1] if len(sys.argv) > 1 else "params.yaml")
     yaml.safe_dump(gpu_params(params), sys.stdout, sort_keys=False)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inspectcnn import artifacts
-from inspectcnn.cli_support import entry_parser, run_stage
+from inspectcnn.stage_runner import entry_parser, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from inspectcnn import artifacts
-from inspectcnn.cli_support import entry_parser, run_stage
+from inspectcnn.stage_runner import entry_parser, run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
     args = entry_parser(__doc__, "transfer").parse_args(argv)
 
     def work(params):
-        from inspectcnn.transfer.fit import run
+        from inspectcnn.transfer.phases import run
 
         return run(args.name, params, args.prepared, args.out or artifacts.model_folder(args.name).root)
 

@@ -25,7 +25,9 @@ def test_repository_params_are_valid():
 def test_defaults_are_frozen():
     params = parse_params({})
     assert isinstance(params, Params)
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         params.seed = 3  # type: ignore[misc]
 
 
@@ -137,3 +139,27 @@ def test_the_control_in_the_params_comment_is_a_valid_entry():
     raw["transfer"].update(yaml.safe_load(entry))
     control = parse_params(raw).transfer["lite0_random"]
     assert (control.weights, control.image_size, control.finetune_layer) == ("none", 224, "stem_conv")
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"registry_name": "team/champion"}, "a registered model name is 1-100 letters"),
+    ({"registry_name": ""}, "a registered model name is 1-100 letters"),
+    ({"alias": "latest"}, "MLflow's own version references"),
+    ({"alias": "v2"}, "MLflow's own version references"),
+    ({"alias": "my alias"}, "an alias is 1-64 letters"),
+])
+def test_a_bad_registry_name_or_alias_is_a_user_error_naming_the_key(section, message):
+    from inspectcnn.config import ConfigError
+    from inspectcnn.errors import UserError
+
+    with pytest.raises(ConfigError) as raised:
+        parse_params({"register": section})
+    key = next(iter(section))
+    assert isinstance(raised.value, UserError)
+    assert f"register.{key}" in str(raised.value) and message in str(raised.value)
+
+
+def test_the_register_section_reads_as_params_registry():
+    params = parse_params({"register": {"registry_name": "line-7.champion", "alias": "edge"}})
+    assert (params.registry.registry_name, params.registry.alias) == ("line-7.champion", "edge")
+    assert parse_params({}).registry.registry_name == "inspectcnn-champion"

@@ -98,7 +98,7 @@ def test_stage_declares_every_module_it_imports(stage):
 def test_the_closure_follows_lazy_and_package_imports():
     files = {p.relative_to(REPO).as_posix() for p in closure("pipeline.train")}
     assert "src/inspectcnn/__init__.py" in files  # a parent package
-    assert "src/inspectcnn/interrupts.py" in files  # imported inside a function (cli_support.run_stage)
+    assert "src/inspectcnn/interrupts.py" in files  # imported inside a function (stage_runner.run_stage)
     assert "src/inspectcnn/models/lenet.py" in files  # through the model registry
 
 

@@ -13,12 +13,12 @@ from helpers import REPO
 SOURCES = sorted(p for folder in ("src", "pipeline", "benchmarks") for p in (REPO / folder).rglob("*.py"))
 
 
-def private_imports(path):
+def private_imports(path, root=REPO):
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("inspectcnn", "pipeline"):
             for alias in node.names:
                 if alias.name.startswith("_") and not alias.name.startswith("__"):
-                    yield f"{path.relative_to(REPO)}:{node.lineno} imports {node.module}.{alias.name}"
+                    yield f"{path.relative_to(root)}:{node.lineno} imports {node.module}.{alias.name}"
 
 
 def test_no_module_imports_another_modules_private_name():
@@ -27,13 +27,11 @@ def test_no_module_imports_another_modules_private_name():
 
 
 def test_the_rule_sees_a_private_import(tmp_path):
-    sample = REPO / "src" / "inspectcnn" / "_sample_for_test.py"
-    try:
-        sample.write_text("from inspectcnn.training import _hidden\n")
-        expected = "src/inspectcnn/_sample_for_test.py:1 imports inspectcnn.training._hidden"
-        assert list(private_imports(sample)) == [expected]
-    finally:
-        sample.unlink()
+    sample = tmp_path / "src" / "inspectcnn" / "sample.py"
+    sample.parent.mkdir(parents=True)
+    sample.write_text("from inspectcnn.training import _hidden\n")
+    expected = "src/inspectcnn/sample.py:1 imports inspectcnn.training._hidden"
+    assert list(private_imports(sample, tmp_path)) == [expected]
 
 
 def test_errors_module_imports_nothing():
@@ -42,7 +40,7 @@ def test_errors_module_imports_nothing():
 
 
 @pytest.mark.parametrize("module", ["config", "data.images", "data.sources", "data.store", "models.registry",
-                                    "models.saving", "tracking", "training.runtime", "transfer.backbone", "champion",
+                                    "models.saving", "tracking.runs", "training.runtime", "transfer.base", "champion",
                                     "ensemble", "export", "serving"])
 def test_every_error_class_is_a_user_error(module):
     import importlib
@@ -54,3 +52,15 @@ def test_every_error_class_is_a_user_error(module):
               if name.endswith("Error") and obj.__module__ == loaded.__name__]
     assert errors, f"inspectcnn.{module} defines no error class"
     assert all(issubclass(error, UserError) for error in errors), errors
+
+
+def test_only_the_config_module_reads_yaml():
+    """params.yaml is parsed in one place (inspectcnn.config: read_raw, load_params): no other module of the
+    library or the stage layer calls a YAML loader."""
+    readers = []
+    for path in sorted((REPO / "src").rglob("*.py")) + sorted((REPO / "pipeline").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "yaml"
+                    and node.attr in ("safe_load", "load", "full_load", "unsafe_load")):
+                readers.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert readers and all(r.startswith("src/inspectcnn/config.py:") for r in readers), readers

@@ -147,7 +147,7 @@ def test_both_phases_on_cached_dihedral_views_end_to_end(tmp_path):
     from helpers import tiny_prepared
 
     from inspectcnn.config import AugmentConfig
-    from inspectcnn.transfer.fit import run_transfer
+    from inspectcnn.transfer.phases import run_transfer
 
     prepared = tiny_prepared(tmp_path / "p", image_size=40)
     config = TransferConfig(backbone="vgg16", weights="hed-vgg16", image_size=32, head=(8,), frozen_epochs=1,
@@ -190,7 +190,7 @@ def test_efficientnet_lite_fine_tunes_whole_from_its_offline_imagenet_weights(tm
     from inspectcnn import efficientnet_lite
     from inspectcnn.config import AugmentConfig
     from inspectcnn.models.saving import load_model
-    from inspectcnn.transfer.fit import run_transfer
+    from inspectcnn.transfer.phases import run_transfer
 
     prepared = tiny_prepared(tmp_path / "p", image_size=40)
     config = TransferConfig(backbone="efficientnet_lite0", weights="imagenet-lite", image_size=32, head=(8,),
@@ -223,7 +223,7 @@ def test_lite_weights_and_lite_backbones_go_together():
 
 def test_the_phases_of_a_transfer_entry_are_one_list_in_order():
     from inspectcnn.config import TransferConfig
-    from inspectcnn.transfer.fit import Phase, phases
+    from inspectcnn.transfer.phases import Phase, phases
 
     config = TransferConfig(frozen_epochs=2, learning_rate=1e-3, finetune_epochs=3, finetune_learning_rate=1e-4,
                             finetune_from="block5_conv1")

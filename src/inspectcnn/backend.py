@@ -59,13 +59,13 @@ def apply(name: str) -> str:
 def from_params(path: str | Path = "params.yaml") -> str:
     """The ``backend:`` of a params file; the default when the file or the key is missing. Reads YAML only:
     validating the value is :mod:`inspectcnn.config`'s work (a bad value fails there with the others)."""
-    import yaml
+    from inspectcnn.config import read_raw
+    from inspectcnn.errors import UserError
 
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        value = read_raw(path).get("backend", DEFAULT)
+    except UserError:  # no file or no YAML: the stage's own load_params reports it
         return DEFAULT
-    value = data.get("backend", DEFAULT) if isinstance(data, dict) else DEFAULT
     return value if value in BACKENDS else DEFAULT
 
 

@@ -38,9 +38,9 @@ def collect_images(targets: list[str]) -> tuple[list[Path], list[str]]:
 def resolve_model(model_ref: str, workdir: Path) -> Path:
     """A local model file: the path itself, or the registered package behind models:/name@alias downloaded."""
     if model_ref.startswith("models:/"):
-        from inspectcnn import tracking
+        from inspectcnn.tracking import registry
 
-        return tracking.download_keras_model(model_ref, workdir)
+        return registry.download_keras_model(model_ref, workdir)
     path = Path(model_ref)
     if not path.is_file():
         raise FileNotFoundError(f"model {model_ref} not found (a .keras, .onnx, .tflite or OpenVINO .xml file, "
@@ -104,7 +104,7 @@ def predict(model_ref: str, targets: list[str], out: Path, threshold: float | No
 
 
 def main(argv: list[str] | None = None) -> None:
-    from inspectcnn.cli_support import setup_logging
+    from inspectcnn.stage_runner import setup_logging
 
     parser = argparse.ArgumentParser(prog="inspectcnn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

@@ -450,8 +450,9 @@ def parse_params(raw: dict[str, Any] | None) -> Params:
     return params
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml (the only place the file is read)."""
+def read_raw(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml as YAML, not validated (the only place the file is read): for the steps that run before
+    validation can (the Keras backend, chosen before Keras is imported) or that rewrite the file (gpu_params)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -461,4 +462,9 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping of sections, got {type(raw).__name__}")
-    return parse_params(raw)
+    return raw or {}
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml."""
+    return parse_params(read_raw(path))

@@ -141,15 +141,15 @@ def batch_predict(runner, images: np.ndarray, batch: int = 32) -> np.ndarray:
 
 
 def latency_ms(call, image: np.ndarray, runs: int) -> float:
-    """Batch-1 latency through ``call``: the project's one protocol (:func:`inspectcnn.evaluation.time_calls`)."""
-    from inspectcnn.evaluation import time_calls
+    """Batch-1 latency through ``call``: the project's one protocol (:func:`inspectcnn.scoring.time_calls`)."""
+    from inspectcnn.scoring import time_calls
 
     return time_calls(call, image, runs)["median_ms"]
 
 
 def scores(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float | None]:
-    """Test accuracy and ROC-AUC at ``threshold``, as :mod:`inspectcnn.evaluation` computes them."""
-    from inspectcnn.evaluation import point_metrics
+    """Test accuracy and ROC-AUC at ``threshold``, as :mod:`inspectcnn.scoring` computes them."""
+    from inspectcnn.scoring import point_metrics
 
     found = point_metrics(np.asarray(labels).astype(int), np.asarray(probabilities, dtype=float), threshold)
     auc = found["roc_auc"]

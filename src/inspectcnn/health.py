@@ -23,7 +23,7 @@ def features(prepared: Path, split: str, size: int, channels: int) -> tuple[np.n
     """(N x 512 features, ids, labels) of one split through the frozen hed-VGG-16 base."""
     import keras
 
-    from inspectcnn.transfer import backbone as transfer
+    from inspectcnn.transfer import base as transfer
     from inspectcnn.data.dataset import load_split
 
     base = transfer.backbone_base("vgg16", size)

@@ -66,6 +66,7 @@ def register_version(params: Params, card: dict, served, artifacts_beside: list[
     MLflow run (``register@<entry>``), the files of ``artifacts_beside`` logged with it; its URI, or None
     when MLflow is optional (``mlflow.required: false``) and could not be reached."""
     from inspectcnn import tracking
+    from inspectcnn.tracking import registry
 
     config, name = params.registry, card["champion"]
     description, tags = description_and_tags(card, record)
@@ -75,8 +76,8 @@ def register_version(params: Params, card: dict, served, artifacts_beside: list[
                             run_name=f"register@{name}", tags={"entry": name}) as run:
         for path in artifacts_beside:
             run.log_artifact(path)
-        return tracking.register_champion(served, card["spec"], registry_name=config.registry_name,
-                                          alias=config.alias, run=run, description=description, tags=tags)
+        return registry.register_champion(served, card["spec"], registry_name=config.registry_name,
+                                         alias=config.alias, run=run, description=description, tags=tags)
 
 
 def entry_kind(params: Params, name: str) -> str:

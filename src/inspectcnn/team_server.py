@@ -259,7 +259,7 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from inspectcnn.cli_support import run_stage
+    from inspectcnn.stage_runner import run_stage
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

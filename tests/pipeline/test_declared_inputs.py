@@ -95,7 +95,7 @@ def test_editing_a_report_template_leaves_registration_up_to_date(project):
 
 def test_editing_the_tracking_module_does_not_rerun_the_data_stages(project):
     root, _ = project
-    module = root / "src" / "inspectcnn" / "tracking.py"
+    module = root / "src" / "inspectcnn" / "tracking" / "lifecycle.py"
     original = module.read_text()
     try:
         module.write_text(original + "# edited\n")

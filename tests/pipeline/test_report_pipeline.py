@@ -67,7 +67,7 @@ def lo_hi_contains(interval, value):
 def test_dvc_metrics_show_is_one_row_per_model_with_the_comparable_columns(project):
     """`dvc metrics show` as the README gives it: a row per model, the same dozen columns, nothing that
     fails to load; summaries and timings stay plain outputs that a named target still shows."""
-    from inspectcnn.evaluation import SCORE_KEYS
+    from inspectcnn.scoring import SCORE_KEYS
 
     shown = run_in(project, "dvc", "metrics", "show")
     assert "failed to load" not in shown.stdout + shown.stderr

@@ -44,6 +44,6 @@ def test_diverging_learning_rate_fails_the_run_and_saves_nothing(tmp_path, monke
 
     runs = mlflow_runs(root, "nan")
     assert [r.info.status for r in runs] == ["FAILED"]
-    from inspectcnn.tracking import logged_model_uri
+    from inspectcnn.tracking.registry import logged_model_uri
 
     assert logged_model_uri(runs[0].info.run_id) is None

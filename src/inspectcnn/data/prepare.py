@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from inspectcnn.artifacts import split_index, write_json
 from inspectcnn.config import DataConfig
-from inspectcnn.data import health
+from inspectcnn.data import split_checks
 from inspectcnn.data.images import BadImageError, content_hash, read_image, resize
 from inspectcnn.data import store
 from inspectcnn.data.sources import SPLITS, DataSourceError, Item, Listing, list_items
@@ -324,7 +324,7 @@ def _write_shards(rows: list[dict], offsets: list[int], config: DataConfig, work
                                           desc="prepare: write", unit="img", mininterval=2.0, disable=None)):
             shards[row["split"]].write(pixels, row["label"], row["id"], row["group"])
             if config.near_duplicate_bits >= 0:
-                hashes.append(health.phash(pixels))
+                hashes.append(split_checks.phash(pixels))
             means.append(float(pixels.mean()))
             stds.append(float(pixels.std()))
     finally:
@@ -338,10 +338,10 @@ def _prepare_into(listing: Listing, config: DataConfig, work: Path, seed: int) -
     channels = 1 if config.color_mode == "grayscale" else 3
     shards, hashes, means, stds = _write_shards(rows, offsets, config, work, channels)
     data_health = {  # before the rows are sorted: hashes, means and stds follow the order written
-        "near_duplicates": (health.near_duplicates([r["id"] for r in rows], [r["split"] for r in rows],
+        "near_duplicates": (split_checks.near_duplicates([r["id"] for r in rows], [r["split"] for r in rows],
                                                    [r["source"] for r in rows], hashes, config.near_duplicate_bits)
                             if config.near_duplicate_bits >= 0 else None),
-        "class_statistics": health.class_statistics(rows, means, stds, list(listing.classes)),
+        "class_statistics": split_checks.class_statistics(rows, means, stds, list(listing.classes)),
     }
     rows.sort(key=lambda row: row["id"])
     store.write_manifest(work, rows)

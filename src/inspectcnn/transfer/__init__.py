@@ -10,14 +10,14 @@ pooled features are cached for phase 1. The model takes float images in [0, 1] l
 the project: the backbone's own ``preprocess_input`` is rebuilt from plain Keras layers inside the model,
 so the saved ``.keras`` file loads with ``safe_mode=True`` and no custom objects.
 
-- :mod:`~inspectcnn.transfer.backbone`: the pretrained base and its weights, the preprocessing (public:
+- :mod:`~inspectcnn.transfer.base`: the pretrained base and its weights, the preprocessing (public:
   the health stage uses it);
 - :mod:`~inspectcnn.transfer.surgery`: the transfer model, which layers train, the sub-models sharing its layers;
 - :mod:`~inspectcnn.transfer.cache`: computed-once features and views (``load_or_compute``);
-- :mod:`~inspectcnn.transfer.fit`: the phases and their one training loop; the `transfer@<entry>` stage.
+- :mod:`~inspectcnn.transfer.phases`: the phases and their one training loop; the `transfer@<entry>` stage.
 """
 
-from inspectcnn.transfer.backbone import (
+from inspectcnn.transfer.base import (
     HED_WEIGHTS_ENV,
     TransferError,
     backbone_base,

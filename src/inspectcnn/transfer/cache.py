@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from inspectcnn.transfer.backbone import TransferError
+from inspectcnn.transfer.base import TransferError
 
 VIEW_CACHE_LIMIT_BYTES = 8 * 2**30
 CACHE_KEYS = ("x_train", "y_train", "x_val", "y_val")

@@ -8,7 +8,7 @@ from keras import layers
 
 from inspectcnn.backbones import BACKBONES
 from inspectcnn.config import TransferConfig
-from inspectcnn.transfer.backbone import TransferError, load_base, preprocess
+from inspectcnn.transfer.base import TransferError, load_base, preprocess
 
 
 def build_transfer_model(config: TransferConfig, channels: int, base: keras.Model | None = None) -> keras.Model:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspectcnn import dihedral, evaluation
+from inspectcnn import dihedral, scoring
 from inspectcnn.artifacts import ModelFolder, read_json, val_predictions, write_json, write_table
 from inspectcnn.config import Params
 from inspectcnn.data import store
@@ -74,8 +74,8 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path, val_path
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
     load = dict(image_size=size, batch_size=64, channels=channels)
 
-    val = evaluation.predict(model, load_split(prepared_dir, "val", **load))
-    threshold = evaluation.choose_threshold(val.labels, val.probabilities, config.threshold)
+    val = scoring.predict(model, load_split(prepared_dir, "val", **load))
+    threshold = scoring.choose_threshold(val.labels, val.probabilities, config.threshold)
     # the weights' fingerprint makes the file change whenever the model does, even if no probability moved:
     # the ensemble, which reads the members' models, depends on these tables
     fingerprint = weights_sha256(trained)
@@ -83,7 +83,7 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path, val_path
         {"id": i, "group": g, "actual": int(a), "probability": round(float(p), 6), "weights_sha256": fingerprint}
         for i, g, a, p in zip(val.ids, val.groups, val.labels, val.probabilities)
     ])
-    test = evaluation.predict(model, load_split(prepared_dir, "test", **load))
+    test = scoring.predict(model, load_split(prepared_dir, "test", **load))
     results = _results(params, prepared_dir, val, test, threshold)
     views = len(dihedral.TTA_VIEWS[config.tta])
     results["cost"] = {
@@ -94,8 +94,8 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path, val_path
     }
     # Latencies change from one execution to the next: eval_run.json, not eval.json.
     latency = {
-        "latency_batch1": evaluation.latency(model, (size, size, channels), 1, config.latency_runs),
-        f"latency_batch{config.latency_batch}": evaluation.latency(model, (size, size, channels),
+        "latency_batch1": scoring.latency(model, (size, size, channels), 1, config.latency_runs),
+        f"latency_batch{config.latency_batch}": scoring.latency(model, (size, size, channels),
                                                                    config.latency_batch, config.latency_runs),
     }
     training = folder.read_training()
@@ -115,20 +115,20 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path, val_path
 def _results(params: Params, prepared_dir: Path, val, test, threshold: float) -> dict:
     """The test metrics at the validation threshold, with the validation ones, intervals, groups and levels."""
     config = params.evaluate
-    results = evaluation.classification_metrics(test.labels, test.probabilities, threshold, config.calibration_bins)
+    results = scoring.classification_metrics(test.labels, test.probabilities, threshold, config.calibration_bins)
     results["threshold_rule"] = config.threshold if isinstance(config.threshold, str) else "fixed"
     results["tta"] = config.tta
-    results["val"] = {k: v for k, v in evaluation.classification_metrics(
-        val.labels, val.probabilities, threshold, config.calibration_bins).items() if k in evaluation.CI_METRICS}
-    results["ci95"] = evaluation.bootstrap_ci(test.labels, test.probabilities, threshold, config.bootstrap,
+    results["val"] = {k: v for k, v in scoring.classification_metrics(
+        val.labels, val.probabilities, threshold, config.calibration_bins).items() if k in scoring.CI_METRICS}
+    results["ci95"] = scoring.bootstrap_ci(test.labels, test.probabilities, threshold, config.bootstrap,
                                               seed=params.seed)
-    results["groups"] = evaluation.per_group(test, threshold, config.calibration_bins)
-    results["levels"] = evaluation.per_level(test, store.levels(prepared_dir, "test"), threshold)
+    results["groups"] = scoring.per_group(test, threshold, config.calibration_bins)
+    results["levels"] = scoring.per_level(test, store.levels(prepared_dir, "test"), threshold)
     return results
 
 
 def _write_outputs(folder: ModelFolder, results: dict, test, threshold: float) -> None:
-    roc, pr = evaluation.curves(test.labels, test.probabilities)
+    roc, pr = scoring.curves(test.labels, test.probabilities)
     write_table(folder.roc, roc)
     write_table(folder.pr, pr)
     predicted = (test.probabilities >= threshold).astype(int)
@@ -138,7 +138,7 @@ def _write_outputs(folder: ModelFolder, results: dict, test, threshold: float) -
         for i, g, a, p, q in zip(test.ids, test.groups, test.labels, test.probabilities, predicted)
     ])
     write_json(folder.evaluation, results)
-    write_json(folder.scores, evaluation.scores(results))  # dvc metrics show: a row per model
+    write_json(folder.scores, scoring.scores(results))  # dvc metrics show: a row per model
 
 
 def _log_to_mlflow(name: str, params: Params, train_run_id: str | None, results: dict, folder: ModelFolder,

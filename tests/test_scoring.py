@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from inspectcnn.evaluation import (
+from inspectcnn.scoring import (
     Predictions, choose_threshold, classification_metrics, expected_calibration_error, per_group,
 )
 
@@ -82,7 +82,7 @@ def _scores(n=394, seed=0, signal=0.4):
 
 
 def test_bootstrap_intervals_hold_the_point_estimate_and_repeat_with_the_seed():
-    from inspectcnn.evaluation import CI_METRICS, bootstrap_ci, classification_metrics
+    from inspectcnn.scoring import CI_METRICS, bootstrap_ci, classification_metrics
 
     labels, probabilities = _scores()
     point = classification_metrics(labels, probabilities, 0.5)
@@ -96,7 +96,7 @@ def test_bootstrap_intervals_hold_the_point_estimate_and_repeat_with_the_seed():
 
 
 def test_paired_bootstrap_tells_a_real_difference_from_none():
-    from inspectcnn.evaluation import paired_bootstrap
+    from inspectcnn.scoring import paired_bootstrap
 
     labels, good = _scores(signal=0.6)
     _, weak = _scores(seed=1, signal=0.05)
@@ -108,7 +108,7 @@ def test_paired_bootstrap_tells_a_real_difference_from_none():
 
 
 def test_accuracy_per_annotated_level():
-    from inspectcnn.evaluation import Predictions, per_level
+    from inspectcnn.scoring import Predictions, per_level
 
     predictions = Predictions(ids=["a", "b", "c", "d", "e"], labels=np.array([0, 0, 1, 1, 1]),
                               probabilities=np.array([0.1, 0.9, 0.2, 0.8, 0.9]), groups=[""] * 5)

@@ -1,4 +1,4 @@
-"""The one module that imports MLflow.
+"""The run lifecycle of every stage: the store, the experiment, the standard run and its tags.
 
 Tracking URI: ``MLFLOW_TRACKING_URI`` if set, else a SQLite store ``mlflow.db`` at the project
 root, as an absolute path, so runs that DVC executes in temporary copies (``dvc exp run --queue``
@@ -15,20 +15,16 @@ import logging
 import os
 import platform
 import subprocess
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from inspectcnn import interrupts
-from inspectcnn.artifacts import MODEL_FILE
-from inspectcnn.errors import UserError
 
 log = logging.getLogger(__name__)
+from inspectcnn.tracking.runs import Run, TrackingUnavailableError, check_reachable, redact, redacted
 
-
-class TrackingUnavailableError(UserError, RuntimeError):
-    """The MLflow store cannot be reached and ``mlflow.required`` is true."""
+log = logging.getLogger(__name__)
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -86,179 +82,6 @@ def environment_tags() -> dict[str, str]:
     }
 
 
-class Run:
-    """One MLflow run, or a stand-in that only warns when tracking is optional and unreachable.
-
-    The store lost in the middle of the run (a server that stopped answering): with ``required`` a
-    :class:`TrackingUnavailableError` that says so, stopping the stage; without, a warning, and the rest of
-    the run goes unlogged, each skipped item listed in ``not_logged`` (and in a warning when the run ends).
-    """
-
-    def __init__(self, mlflow_run=None, *, required: bool = True, uri: str = ""):
-        self._run = mlflow_run
-        self._required, self._uri = required, uri
-        self.lost = False  # the store stopped answering during the run
-        self.not_logged: list[str] = []
-
-    @property
-    def active(self) -> bool:
-        return self._run is not None
-
-    @property
-    def run_id(self) -> str | None:
-        return self._run.info.run_id if self._run else None
-
-    def _open(self, what: str) -> bool:
-        """Whether to log ``what`` now; records it as not logged once the store was lost."""
-        if self.lost:
-            self.not_logged.append(what)
-        return self._run is not None
-
-    @contextlib.contextmanager
-    def _logging(self, what: str):
-        """One write to the store, Ctrl-C deferred past it; a failure while the store does not answer is the
-        store lost mid-run (any other failure is raised as it is)."""
-        try:
-            with interrupts.deferred():
-                yield
-        except Exception as error:  # noqa: BLE001 - told apart below by asking the store
-            try:
-                _check_reachable(self._uri, timeout_s=5.0)
-            except TrackingUnavailableError:
-                self._lose(what, error)
-                return
-            raise
-
-    def _lose(self, what: str, error: Exception) -> None:
-        first = (str(error).strip().splitlines() or [""])[0][:200]
-        self.lost = True
-        message = (f"lost the MLflow tracking store {redact(self._uri)} during run {self.run_id} while logging "
-                   f"{what} ({type(error).__name__}: {_redacted(Exception(first), self._uri)})")
-        if self._required:
-            raise TrackingUnavailableError(
-                f"{message}. The stage failed, so DVC records nothing for it: rerun it when the server answers "
-                "again (a training resumes from its last completed epoch), or set mlflow.required: false to go "
-                "on without it") from None
-        log.warning("%s: going on WITHOUT MLflow (mlflow.required: false); the DVC outputs are complete", message)
-        self.not_logged.append(what)
-        self._run = None
-
-    def keras_callback(self):
-        """A Keras callback logging each epoch's metrics with the epoch as step, or None.
-
-        Not mlflow.keras.MlflowCallback: it also logs the optimizer's config as params at every
-        fit(), which MLflow refuses the second time (the fine-tuning phase of a transfer run).
-        """
-        if not self._run:
-            return None
-        import keras
-
-        run = self
-
-        class EpochMetrics(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                run.log_metrics(logs or {}, step=epoch)
-
-        return EpochMetrics()
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        what = "the summary metrics" if step is None else f"the metrics of epoch {step + 1}"
-        if self._open(what):
-            import mlflow
-
-            numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-            with self._logging(what):
-                mlflow.log_metrics(numeric, step=step)
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        if self._open("tags"):
-            import mlflow
-
-            with self._logging("tags"):
-                mlflow.set_tags(dict(tags))
-
-    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
-        what = f"artifact {Path(path).name}"
-        if self._open(what):
-            import mlflow
-
-            with self._logging(what):
-                mlflow.log_artifact(str(path), artifact_path=folder)
-
-    def log_figure(self, figure, name: str) -> None:
-        if self._open(f"figure {name}"):
-            import mlflow
-
-            with self._logging(f"figure {name}"):
-                mlflow.log_figure(figure, name)
-
-    def log_keras_model(self, model, input_shape: tuple[int, ...], name: str = "model") -> None:
-        """The model with a tensor signature (float32 images in [0, 1] -> probability)."""
-        if not self._open(f"model {name}"):
-            return
-        import mlflow.keras
-        import numpy as np
-        from mlflow.models import ModelSignature
-        from mlflow.types import Schema, TensorSpec
-
-        signature = ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype("float32"), (-1, *input_shape), "image")]),
-            outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 1), "probability")]),
-        )
-        # input_example= is left out: it raised FileNotFoundError with mlflow 3.17.2 here.
-        # The requirements are stated, not inferred: inference loads the model in a subprocess (~10 s a model).
-        with warnings.catch_warnings(), self._logging(f"model {name}"):
-            warnings.simplefilter("ignore")
-            mlflow.keras.log_model(model, name=name, signature=signature, pip_requirements=model_requirements())
-
-
-def model_requirements() -> list[str]:
-    """What loading a logged Keras model needs: Keras, its backend, h5py and NumPy, at the versions in use."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from inspectcnn.backend import current
-
-    found = []
-    for package in ("keras", current(), "h5py", "numpy"):  # each backend's package is named like it
-        try:
-            found.append(f"{package}=={version(package)}")
-        except (PackageNotFoundError, ValueError, TypeError):
-            continue
-    return found
-
-
-def redact(uri: str) -> str:
-    """``uri`` with any user name and password replaced by ***, for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
-
-
-def _redacted(error: Exception, uri: str) -> str:
-    return str(error).replace(uri, redact(uri))
-
-
-def _check_reachable(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds, not after MLflow's minutes of HTTP retries, when the store cannot be reached."""
-    if uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).parent
-        if not folder.is_dir():
-            raise TrackingUnavailableError(f"MLflow store {uri}: folder {folder} does not exist")
-    elif uri.startswith(("http://", "https://")):
-        import requests
-
-        try:
-            requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
-        except requests.RequestException as error:
-            raise TrackingUnavailableError(f"no MLflow server answers at {redact(uri)} "
-                                           f"({type(error).__name__})") from None
-
 
 @contextlib.contextmanager
 def start_run(
@@ -295,12 +118,12 @@ def start_run(
                 raise  # the run exists: an error after its start is the run's failure, ended below
             if required:
                 raise TrackingUnavailableError(
-                    f"cannot reach the MLflow tracking store {redact(uri)}: {_redacted(error, uri)}. Fix "
+                    f"cannot reach the MLflow tracking store {redact(uri)}: {redacted(error, uri)}. Fix "
                     "MLFLOW_TRACKING_URI, or set mlflow.required: false in params.yaml to train without it "
                     "(metrics still go to the DVC metrics files)"
                 ) from None
             log.warning("MLflow store %s unreachable (%s): running WITHOUT MLflow tracking; the metrics are "
-                        "only in the DVC metrics files", redact(uri), _redacted(error, uri))
+                        "only in the DVC metrics files", redact(uri), redacted(error, uri))
             yield Run(None)
             return
 
@@ -367,7 +190,7 @@ def _open_experiment(uri: str, experiment: str, run_name: str, attempts: int = 4
 def _select_experiment(uri: str, experiment: str, run_name: str) -> list[str]:
     import mlflow
 
-    _check_reachable(uri)
+    check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     found = mlflow.set_experiment(experiment)
     if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # the UI opens on its training runs
@@ -474,69 +297,3 @@ def mark_stale_runs(experiment: str, run_name: str) -> list[str]:
         client.set_terminated(r.info.run_id, status="KILLED")
     return [r.info.run_id for r in stale]
 
-
-def logged_model_uri(run_id: str) -> str | None:
-    """``models:/<id>`` of the model logged by a run (MLflow 3 logged models), or None."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri())
-    run = client.get_run(run_id)
-    found = client.search_logged_models(experiment_ids=[run.info.experiment_id],
-                                        filter_string=f"source_run_id = '{run_id}'")
-    return f"models:/{found[0].model_id}" if found else None
-
-
-def register_champion(served_model, spec: dict[str, Any], *, registry_name: str, run, description: str,
-                      tags: dict[str, str], alias: str = "champion") -> str | None:
-    """Log ``served_model`` (the champion with its test-time augmentation) with its inference ``spec`` as the
-    pyfunc of :mod:`inspectcnn.champion_pyfunc` into ``run`` (a :class:`Run`), register it under ``registry_name`` with ``description``
-    and ``tags`` on the version, point ``alias`` at it; returns ``models:/<name>@<alias>``."""
-    import tempfile
-    from importlib.metadata import version
-
-    import mlflow
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.tracking import MlflowClient
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
-
-    from inspectcnn.serving import write_spec
-
-    if not run.active:
-        return None
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per stage, not a bar per file
-    shape = spec["input"]
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype("float32"), (-1, shape["size"], shape["size"], shape["channels"]),
-                                  "image")]),
-        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "class")]),
-        params=ParamSchema([ParamSpec("threshold", "double", float(spec["threshold"]))]),
-    )
-    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), interrupts.deferred():
-        warnings.simplefilter("ignore")
-        served_model.save(Path(folder) / MODEL_FILE)
-        spec_file = write_spec(spec, Path(folder))
-        info = mlflow.pyfunc.log_model(
-            name="champion", python_model=str(Path(__file__).with_name("champion_pyfunc.py")),
-            artifacts={"keras_model": str(Path(folder) / MODEL_FILE), "inference": str(spec_file)},
-            signature=signature, pip_requirements=[*model_requirements(), f"pandas=={version('pandas')}"],
-        )
-        registered = mlflow.register_model(info.model_uri, registry_name)
-        client = MlflowClient(tracking_uri())
-        client.update_model_version(registry_name, registered.version, description=description)
-        for key, value in tags.items():
-            client.set_model_version_tag(registry_name, registered.version, key, str(value))
-        client.set_registered_model_alias(registry_name, alias, registered.version)
-    return f"models:/{registry_name}@{alias}"
-
-
-def download_keras_model(uri: str, folder: Path) -> Path:
-    """The ``.keras`` file behind a registry URI, downloaded to ``folder``."""
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri())
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
-    found = sorted(local.rglob("*.keras"))
-    if not found:
-        raise FileNotFoundError(f"{uri} holds no .keras file")
-    return found[0]
