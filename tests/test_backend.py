@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -79,3 +80,20 @@ def test_tensorflow_start_up_noise_is_held_back_and_real_lines_still_show(tmp_pa
     shown = subprocess.run([sys.executable, "-c", loud], capture_output=True, text=True,
                            env={**env, "INSPECTCNN_TF_NOISE": "1"}, check=True)
     assert "cuInit" in shown.stderr and "absl::InitializeLog" in shown.stderr  # INSPECTCNN_TF_NOISE=1: all shown
+
+
+def test_native_converter_lines_are_held_back_and_a_real_line_still_shows():
+    code = """
+import os, sys
+from inspectcnn.backend import CONVERTER_NOISE, native_output_filtered
+with native_output_filtered(CONVERTER_NOISE):
+    os.write(1, b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32\\n")
+    os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")
+    os.write(2, b"E0000 a real converter error\\n")
+    print("python's own line")
+print("after")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "INSPECTCNN_TF_NOISE": ""})
+    assert result.stdout.splitlines() == ["python's own line", "after"]
+    assert result.stderr.splitlines() == ["E0000 a real converter error"]

@@ -63,4 +63,4 @@ def test_only_the_config_module_reads_yaml():
             if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "yaml"
                     and node.attr in ("safe_load", "load", "full_load", "unsafe_load")):
                 readers.append(f"{path.relative_to(REPO)}:{node.lineno}")
-    assert readers and all(r.startswith("src/inspectcnn/config.py:") for r in readers), readers
+    assert readers and all(r.startswith("src/inspectcnn/config/") for r in readers), readers

@@ -48,6 +48,23 @@ def resolve_model(model_ref: str, workdir: Path) -> Path:
     return path
 
 
+def spec_of(path: Path) -> dict:
+    """The inference spec a model file travels with; a bare ``.keras`` file gets threshold 0.5 and one resize
+    (with a warning); an exported file without its spec is an error."""
+    from inspectcnn import serving
+
+    spec, origin = serving.find_spec(path)
+    if spec is not None:
+        log.info("threshold %.3f, input %s from %s", spec["threshold"], spec["preprocessing"], origin)
+        return spec
+    if serving.format_of(path) != "keras":
+        raise serving.ServingError(f"{path}: no {serving.SPEC_FILE} beside it; an exported model needs the "
+                                   "inference spec it was exported with (threshold, input size)")
+    log.warning("%s: no %s or evaluation beside it: threshold 0.5 and a single resize to the model's input "
+                "(not necessarily what it was trained with)", path, serving.SPEC_FILE)
+    return serving.bare_spec(path)
+
+
 def predict(model_ref: str, targets: list[str], out: Path, threshold: float | None = None,
             batch_size: int = 32) -> dict:
     """Score every readable image with any model file the pipeline wrote (Keras, exported, registered): the
@@ -63,16 +80,7 @@ def predict(model_ref: str, targets: list[str], out: Path, threshold: float | No
     files, problems = collect_images(targets)
     with tempfile.TemporaryDirectory() as workdir:
         path = resolve_model(model_ref, Path(workdir))
-        spec, origin = serving.find_spec(path)
-        if spec is None:
-            if serving.format_of(path) != "keras":
-                raise serving.ServingError(f"{path}: no {serving.SPEC_FILE} beside it; an exported model needs the "
-                                           "inference spec it was exported with (threshold, input size)")
-            spec = serving.bare_spec(path)
-            log.warning("%s: no %s or eval.json beside it: threshold 0.5 and a single resize to the model's input "
-                        "(not necessarily what it was trained with)", path, serving.SPEC_FILE)
-        else:
-            log.info("threshold %.3f, input %s from %s", spec["threshold"], spec["preprocessing"], origin)
+        spec = spec_of(path)
         if threshold is None:
             threshold = float(spec["threshold"])
         runner = serving.served_runner(path, spec)

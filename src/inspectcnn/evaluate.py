@@ -85,19 +85,8 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path, val_path
     ])
     test = scoring.predict(model, load_split(prepared_dir, "test", **load))
     results = _results(params, prepared_dir, val, test, threshold)
-    views = len(dihedral.TTA_VIEWS[config.tta])
-    results["cost"] = {
-        "params": int(trained.count_params()),
-        "macs": int(count_macs(trained)) * views,  # per image, all views
-        "input": f"{size}x{size}x{channels}",
-        "views": views,
-    }
-    # Latencies change from one execution to the next: eval_run.json, not eval.json.
-    latency = {
-        "latency_batch1": scoring.latency(model, (size, size, channels), 1, config.latency_runs),
-        f"latency_batch{config.latency_batch}": scoring.latency(model, (size, size, channels),
-                                                                   config.latency_batch, config.latency_runs),
-    }
+    results["cost"] = cost(trained, config.tta)
+    latency = latencies(model, config)  # differ from one execution to the next: eval_run.json, not eval.json
     training = folder.read_training()
     results["training"] = {k: training[k] for k in ("epochs_run", "best_val_auc") if k in training}
     _write_outputs(folder, results, test, threshold)
@@ -110,6 +99,22 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path, val_path
                                        "served_run_id": run_id if config.tta != "none"
                                        else training.get("mlflow_run_id")})
     return results
+
+
+def cost(trained, tta: str) -> dict:
+    """Parameters, multiply-accumulates per image over every test-time view, input shape, views."""
+    size, channels = int(trained.input.shape[1]), int(trained.input.shape[-1])
+    views = len(dihedral.TTA_VIEWS[tta])
+    return {"params": int(trained.count_params()), "macs": int(count_macs(trained)) * views,
+            "input": f"{size}x{size}x{channels}", "views": views}
+
+
+def latencies(model, config) -> dict:
+    """The median latency of batch 1 and of ``latency_batch`` (the one protocol, :func:`scoring.latency`)."""
+    shape = tuple(int(d) for d in model.input.shape[1:])
+    return {"latency_batch1": scoring.latency(model, shape, 1, config.latency_runs),
+            f"latency_batch{config.latency_batch}": scoring.latency(model, shape, config.latency_batch,
+                                                                   config.latency_runs)}
 
 
 def _results(params: Params, prepared_dir: Path, val, test, threshold: float) -> dict:

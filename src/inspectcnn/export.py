@@ -32,11 +32,7 @@ log = logging.getLogger(__name__)
 
 FORMATS = formats.FORMATS  # the registry shared with serving (inspectcnn.formats)
 assert tuple(FORMATS) == EXPORT_FORMATS
-# formats: auto. Left to an explicit list: plain float32 LiteRT (the float16 file runs on the same interpreter
-# at half the size, and each LiteRT check costs minutes on 2 cores) and NNCF's OpenVINO int8, which lost
-# 0.13 test accuracy on the ELPV champion (and 0.38 on the tiny test project's) where ONNX Runtime's and
-# LiteRT's int8 lost none; OpenVINO runs the int8 ONNX file directly.
-AUTO_FORMATS = ("onnx", "onnx_int8", "openvino", "litert_float16", "litert_int8")
+AUTO_FORMATS = tuple(name for name, fmt in FORMATS.items() if fmt.auto)  # export.formats: auto
 PACKAGE_NAMES = {"ai_edge_litert": "ai-edge-litert"}  # import name -> pip name
 
 
@@ -229,8 +225,6 @@ def export_model(model, spec: dict, chosen: list[str], images: np.ndarray, label
     import keras
     from tqdm import tqdm
 
-    from inspectcnn import serving
-
     threshold = float(spec["threshold"])
     if reference is None:
         reference = np.concatenate([np.asarray(model.predict_on_batch(images[i:i + 64]), dtype=np.float64).ravel()
@@ -240,45 +234,52 @@ def export_model(model, spec: dict, chosen: list[str], images: np.ndarray, label
                  "status": "ok", **scores(labels, reference, threshold),
                  "latency_b1_ms": latency_ms(model.predict_on_batch, one, config.latency_runs)}
     rows = {"keras": keras_row}
-    from inspectcnn.backend import CONVERTER_NOISE, native_output_filtered
-
     # the converters' INFO lines ("Assets written to: <tmp>/assets", tf2onnx's steps); their warnings stay
     for name in ("tf2onnx", "tensorflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for fmt in (bar := tqdm(chosen, desc="export", unit="format", disable=None)):  # a bar only on a terminal
         bar.set_postfix_str(fmt)
-        path = out / FORMATS[fmt].file
-        row: dict[str, Any] = {"format": fmt, "precision": FORMATS[fmt].precision, "file": str(path)}
-        try:
-            with warnings.catch_warnings(), native_output_filtered(CONVERTER_NOISE):
-                # converters' own deprecation chatter (tf2onnx on NumPy 2, TFLite)
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                _export_one(model, fmt, path, calibration, spec)
-        except Exception as error:  # noqa: BLE001 - one format's converter failing leaves the others to export
-            row.update(status="failed", error=conversion_error(fmt, error, model))
-            log.error("%s", row["error"])
-            rows[fmt] = row
-            continue
-        try:
-            with native_output_filtered(CONVERTER_NOISE):  # the LiteRT interpreter's "Created ... delegate"
-                runner = serving.open_runner(path)
-                probabilities = batch_predict(runner, images)
-            latency = latency_ms(runner.predict, one, config.latency_runs)
-        except Exception as error:  # noqa: BLE001 - written, but its runtime cannot run it
-            row.update(status="failed", error=f"{fmt}: exported, but {_runtime(fmt)} cannot run it "
-                                              f"({type(error).__name__}: {str(error).splitlines()[0][:300]})")
-            log.error("%s", row["error"])
-            rows[fmt] = row
-            continue
-        delta = np.abs(probabilities - reference)
-        row.update(status="ok", size_bytes=formats.file_size(path), runtime=_runtime(fmt),
-                   parity_max=float(f"{delta.max():.3g}"), parity_mean=float(f"{delta.mean():.3g}"),
-                   **scores(labels, probabilities, threshold), latency_b1_ms=latency)
-        row.update(_check(row, keras_row, config))
-        rows[fmt] = row
-        log.info("%s: %s", fmt, row["check"])
+        rows[fmt] = export_format(model, fmt, out / FORMATS[fmt].file, spec, calibration, (images, labels),
+                                  reference, keras_row, config)
     return rows
+
+
+def export_format(model, fmt: str, path: Path, spec: dict, calibration: np.ndarray, test: tuple, reference,
+                  keras_row: dict, config) -> dict[str, Any]:
+    """One format written to ``path`` and checked on ``test`` (images, labels) against the Keras
+    ``reference`` probabilities: its row (status ok, or failed with the reason, the other formats unaffected)."""
+    from inspectcnn import serving
+    from inspectcnn.backend import CONVERTER_NOISE, native_output_filtered
+
+    images, labels = test
+    row: dict[str, Any] = {"format": fmt, "precision": FORMATS[fmt].precision, "file": str(path)}
+    try:
+        with warnings.catch_warnings(), native_output_filtered(CONVERTER_NOISE):
+            # converters' own deprecation chatter (tf2onnx on NumPy 2, TFLite)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _export_one(model, fmt, path, calibration, spec)
+    except Exception as error:  # noqa: BLE001 - one format's converter failing leaves the others to export
+        row.update(status="failed", error=conversion_error(fmt, error, model))
+        log.error("%s", row["error"])
+        return row
+    try:
+        with native_output_filtered(CONVERTER_NOISE):  # the LiteRT interpreter's "Created ... delegate"
+            runner = serving.open_runner(path)
+            probabilities = batch_predict(runner, images)
+        latency = latency_ms(runner.predict, images[:1], config.latency_runs)
+    except Exception as error:  # noqa: BLE001 - written, but its runtime cannot run it
+        row.update(status="failed", error=f"{fmt}: exported, but {_runtime(fmt)} cannot run it "
+                                          f"({type(error).__name__}: {str(error).splitlines()[0][:300]})")
+        log.error("%s", row["error"])
+        return row
+    delta = np.abs(probabilities - reference)
+    row.update(status="ok", size_bytes=formats.file_size(path), runtime=_runtime(fmt),
+               parity_max=float(f"{delta.max():.3g}"), parity_mean=float(f"{delta.mean():.3g}"),
+               **scores(labels, probabilities, float(spec["threshold"])), latency_b1_ms=latency)
+    row.update(_check(row, keras_row, config))
+    log.info("%s: %s", fmt, row["check"])
+    return row
 
 
 def problems(result: dict) -> dict[str, list[str]]:

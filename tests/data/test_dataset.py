@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from inspectcnn.config import AugmentConfig, DataConfig
-from inspectcnn.data.dataset import load_labels, load_split
+from inspectcnn.data.dataset import load_split
 from inspectcnn.data.prepare import run as prepare
+from inspectcnn.data.store import read_index as load_labels
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import prepare_folder
+from PIL import Image
 
 
 def _texture(rng, spread, size=48):

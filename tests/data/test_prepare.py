@@ -7,15 +7,14 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import prepare_folder as run
+from helpers import read_manifest as manifest
+from helpers import write_image
 
 from inspectcnn.config import DataConfig, SplitConfig
 from inspectcnn.data.prepare import assign_splits
 from inspectcnn.data.prepare import run as prepare
 from inspectcnn.data.store import read_meta
-
-from helpers import prepare_folder as run
-from helpers import read_manifest as manifest
-from helpers import write_image
 
 
 def test_folder_source_writes_shards_manifest_and_summary(image_tree, tmp_path):

@@ -15,7 +15,6 @@ benchmarks/README.md section 2).
 
 from __future__ import annotations
 
-import csv
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,10 +23,9 @@ import keras
 import numpy as np
 
 from inspectcnn import dihedral
-from inspectcnn.artifacts import split_index
 from inspectcnn.config import AugmentConfig
 from inspectcnn.data import images as images_
-from inspectcnn.data.store import read_meta
+from inspectcnn.data.store import read_index, read_meta, shard_files
 
 
 def augmentation(config: AugmentConfig, seed: int | None = None) -> list[keras.layers.Layer]:
@@ -60,26 +58,6 @@ class Augmenter(keras.Model):
         for layer in self.augment_layers:
             images = layer(images, training=True)
         return images
-
-
-def split_files(prepared_dir: str | Path, split: str, meta: dict | None = None) -> list[Path]:
-    meta = meta or read_meta(prepared_dir)
-    if split not in meta["splits"]:
-        raise ValueError(f"unknown split {split!r}; prepared splits: {sorted(meta['splits'])}")
-    return [Path(prepared_dir) / name for name in meta["splits"][split]["shards"]]
-
-
-def load_labels(prepared_dir: str | Path, split: str) -> tuple[list[str], list[int], list[str]]:
-    """(ids, labels, groups) of a split in the order of its shards (the order :func:`load_split` yields
-    them unshuffled)."""
-    split_files(prepared_dir, split)  # the split exists
-    return _read_index(prepared_dir, split)
-
-
-def _read_index(prepared_dir: str | Path, split: str) -> tuple[list[str], list[int], list[str]]:
-    with split_index(prepared_dir, split).open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    return [r["id"] for r in rows], [int(r["label"]) for r in rows], [r["group"] for r in rows]
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:
@@ -148,8 +126,8 @@ class SplitBatches(keras.utils.PyDataset):
         channels = channels or stored
         if channels not in (1, 3) or (stored == 3 and channels == 1):
             raise ValueError(f"cannot feed {stored}-channel images to a model that takes {channels} channel(s)")
-        self.split = _Split(split_files(prepared_dir, split, meta), image_size, cache)
-        self.ids, labels, self.groups = _read_index(prepared_dir, split)
+        self.split = _Split(shard_files(prepared_dir, split, meta), image_size, cache)
+        self.ids, labels, self.groups = read_index(prepared_dir, split)
         if len(labels) != len(self.split):
             raise ValueError(f"{prepared_dir}: {split}.csv lists {len(labels)} items, its shards hold {len(self.split)}"
                              " - the prepared folder is damaged: run the prepare stage again")

@@ -8,7 +8,6 @@ when the whole stage has succeeded, so a failure never leaves half-written outpu
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -24,11 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from inspectcnn.artifacts import split_index, write_json
+from inspectcnn.artifacts import write_json
 from inspectcnn.config import DataConfig
-from inspectcnn.data import split_checks
+from inspectcnn.data import split_checks, store
 from inspectcnn.data.images import BadImageError, content_hash, read_image, resize
-from inspectcnn.data import store
 from inspectcnn.data.sources import SPLITS, DataSourceError, Item, Listing, list_items
 from inspectcnn.data.store import LEVEL_COLUMN, PrepareError
 
@@ -111,45 +109,6 @@ def _drop_cross_split_duplicates(decoded: list[Decoded]) -> tuple[list[Decoded],
 
 
 # --------------------------------------------------------------------------- storage
-
-
-class _ShardWriter:
-    """Rolls over to a new ``<split>-NNNNN.npy`` every ``shard_size`` images: uint8 (n, S, S, C) arrays in
-    NumPy's own format, which any process memory-maps without TensorFlow. Each file is written as a
-    stream (header, then one image after the other), not through a memory map, so the process holds
-    one image at a time however large the data set. The split's ids, labels and groups go, in the
-    same order, to ``<split>.csv``."""
-
-    def __init__(self, folder: Path, split: str, shard_size: int, total: int, image_shape: tuple[int, ...]):
-        self.folder, self.split, self.shard_size, self.total = folder, split, shard_size, total
-        self.image_shape = image_shape
-        self.count, self.files, self._shard = 0, [], None
-        self._index = split_index(folder, split).open("w", newline="", encoding="utf-8")
-        self._rows = csv.writer(self._index)
-        self._rows.writerow(["id", "label", "group"])
-
-    def write(self, pixels: np.ndarray, label: int, item_id: str, group: str) -> None:
-        if self.count % self.shard_size == 0:
-            self.close_shard()
-            name = f"{self.split}-{len(self.files):05d}.npy"
-            self.files.append(name)
-            rows = min(self.shard_size, self.total - self.count)
-            self._shard = (self.folder / name).open("wb")
-            np.lib.format.write_array_header_1_0(self._shard, {
-                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
-                "shape": (rows, *self.image_shape)})
-        self._shard.write(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
-        self._rows.writerow([item_id, label, group])
-        self.count += 1
-
-    def close_shard(self) -> None:
-        if self._shard is not None:
-            self._shard.close()
-            self._shard = None
-
-    def close(self) -> None:
-        self.close_shard()
-        self._index.close()
 
 
 def _decode_one(item: Item, config: DataConfig) -> tuple[Decoded, bytes] | BadImageError:
@@ -317,7 +276,7 @@ def _write_shards(rows: list[dict], offsets: list[int], config: DataConfig, work
     """Stream the pool into per-split shards; (writers, pHashes, means, stds) in the order written."""
     totals = Counter(row["split"] for row in rows)
     shape = (config.image_size, config.image_size, channels)
-    shards = {split: _ShardWriter(work, split, config.shard_size, totals[split], shape) for split in SPLITS}
+    shards = {split: store.ShardWriter(work, split, config.shard_size, totals[split], shape) for split in SPLITS}
     hashes, means, stds = [], [], []  # data health, on the stored pixels
     try:
         for row, pixels in zip(rows, tqdm(_read_pool(work / "pool.bin", offsets, shape), total=len(rows),

@@ -14,8 +14,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from inspectcnn.artifacts import PREPARED_MANIFEST as MANIFEST_FILE
 from inspectcnn.artifacts import PREPARED_META as META_FILE
+from inspectcnn.artifacts import split_index
 from inspectcnn.errors import UserError
 
 # uint8 NumPy shards (N, S, S, C) + <split>.csv (id, label, group): every Keras backend reads them without
@@ -82,3 +85,61 @@ def manifest_sha256(prepared_dir: Path) -> str | None:
     """The manifest's SHA-256 (what identifies the prepared data in MLflow and every inference spec)."""
     path = manifest_path(prepared_dir)
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+# --------------------------------------------------------------------------- shards
+
+
+class ShardWriter:
+    """Rolls over to a new ``<split>-NNNNN.npy`` every ``shard_size`` images: uint8 (n, S, S, C) arrays in
+    NumPy's own format, which any process memory-maps without TensorFlow. Each file is written as a
+    stream (header, then one image after the other), not through a memory map, so the process holds
+    one image at a time however large the data set. The split's ids, labels and groups go, in the
+    same order, to ``<split>.csv``."""
+
+    def __init__(self, folder: Path, split: str, shard_size: int, total: int, image_shape: tuple[int, ...]):
+        self.folder, self.split, self.shard_size, self.total = folder, split, shard_size, total
+        self.image_shape = image_shape
+        self.count, self.files, self._shard = 0, [], None
+        self._index = split_index(folder, split).open("w", newline="", encoding="utf-8")
+        self._rows = csv.writer(self._index)
+        self._rows.writerow(["id", "label", "group"])
+
+    def write(self, pixels: np.ndarray, label: int, item_id: str, group: str) -> None:
+        if self.count % self.shard_size == 0:
+            self.close_shard()
+            name = f"{self.split}-{len(self.files):05d}.npy"
+            self.files.append(name)
+            rows = min(self.shard_size, self.total - self.count)
+            self._shard = (self.folder / name).open("wb")
+            np.lib.format.write_array_header_1_0(self._shard, {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                "shape": (rows, *self.image_shape)})
+        self._shard.write(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
+        self._rows.writerow([item_id, label, group])
+        self.count += 1
+
+    def close_shard(self) -> None:
+        if self._shard is not None:
+            self._shard.close()
+            self._shard = None
+
+    def close(self) -> None:
+        self.close_shard()
+        self._index.close()
+
+
+def shard_files(prepared_dir: str | Path, split: str, meta: dict | None = None) -> list[Path]:
+    meta = meta or read_meta(prepared_dir)
+    if split not in meta["splits"]:
+        raise ValueError(f"unknown split {split!r}; prepared splits: {sorted(meta['splits'])}")
+    return [Path(prepared_dir) / name for name in meta["splits"][split]["shards"]]
+
+
+def read_index(prepared_dir: str | Path, split: str) -> tuple[list[str], list[int], list[str]]:
+    """(ids, labels, groups) of a split in the order of its shards (the order
+    :func:`inspectcnn.data.dataset.load_split` yields them unshuffled)."""
+    shard_files(prepared_dir, split)  # the split exists
+    with split_index(prepared_dir, split).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r["id"] for r in rows], [int(r["label"]) for r in rows], [r["group"] for r in rows]

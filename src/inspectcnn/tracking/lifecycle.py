@@ -84,15 +84,8 @@ def environment_tags() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def start_run(
-    run_name: str,
-    *,
-    experiment: str,
-    params: Mapping[str, Any],
-    tags: Mapping[str, str],
-    required: bool = True,
-    dataset: tuple[Path, str] | None = None,
-) -> Iterator[Run]:
+def start_run(run_name: str, *, experiment: str, params: Mapping[str, Any], tags: Mapping[str, str],
+              required: bool = True, dataset: tuple[Path, str] | None = None) -> Iterator[Run]:
     """An MLflow run that ends FINISHED on success, FAILED on an error and KILLED on Ctrl-C.
 
     The store is contacted before any training starts: unreachable and ``required`` raises
@@ -116,15 +109,7 @@ def start_run(
         except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same here
             if active is not None:
                 raise  # the run exists: an error after its start is the run's failure, ended below
-            if required:
-                raise TrackingUnavailableError(
-                    f"cannot reach the MLflow tracking store {redact(uri)}: {redacted(error, uri)}. Fix "
-                    "MLFLOW_TRACKING_URI, or set mlflow.required: false in params.yaml to train without it "
-                    "(metrics still go to the DVC metrics files)"
-                ) from None
-            log.warning("MLflow store %s unreachable (%s): running WITHOUT MLflow tracking; the metrics are "
-                        "only in the DVC metrics files", redact(uri), redacted(error, uri))
-            yield Run(None)
+            yield unreachable(uri, error, required)
             return
 
         _describe_run(run_name, tags, params, dataset, resumes=killed)
@@ -143,6 +128,20 @@ def start_run(
                         active.info.run_id, run_name)
         elif active is not None:
             _end_run(active.info.run_id, status)
+
+
+def unreachable(uri: str, error: Exception, required: bool) -> Run:
+    """A store that could not be reached: TrackingUnavailableError when tracking is required, else a warning
+    and an inactive :class:`Run` (the metrics still go to the DVC metrics files)."""
+    if required:
+        raise TrackingUnavailableError(
+            f"cannot reach the MLflow tracking store {redact(uri)}: {redacted(error, uri)}. Fix "
+            "MLFLOW_TRACKING_URI, or set mlflow.required: false in params.yaml to train without it "
+            "(metrics still go to the DVC metrics files)"
+        ) from None
+    log.warning("MLflow store %s unreachable (%s): running WITHOUT MLflow tracking; the metrics are "
+                "only in the DVC metrics files", redact(uri), redacted(error, uri))
+    return Run(None)
 
 
 def _bound_http_retries() -> None:

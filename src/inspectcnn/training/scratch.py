@@ -74,17 +74,8 @@ def check_before_training(name: str, config: TrainConfig, meta: dict) -> int:
 # --------------------------------------------------------------------------- the run
 
 
-def train(
-    name: str,
-    config: TrainConfig,
-    prepared_dir: Path,
-    out_dir: Path,
-    *,
-    seed: int,
-    run=None,
-    work_dir: Path | None = None,
-    callbacks: list[keras.callbacks.Callback] | tuple = (),
-) -> TrainResult:
+def train(name: str, config: TrainConfig, prepared_dir: Path, out_dir: Path, *, seed: int, run=None,
+          work_dir: Path | None = None, callbacks: list[keras.callbacks.Callback] | tuple = ()) -> TrainResult:
     """Train ``config.arch`` on the prepared data; write model.keras, history.csv, metrics.json to out_dir.
 
     ``callbacks`` are called after the project's own (checkpointing, logging), e.g. a timer.
@@ -104,14 +95,8 @@ def train(
     train_data = load_split(prepared_dir, "train", shuffle=True, augment=config.augment, seed=seed, **load)
     val_data = load_split(prepared_dir, "val", **load)
     train_count = int(meta["splits"]["train"]["count"])
-    steps_per_epoch = math.ceil(train_count / batch_size)
     weights = class_weights(train_labels(prepared_dir)) if config.class_weight == "balanced" else None
-
-    with strategy.scope():
-        model = build_model(config.arch, (config.image_size, config.image_size, channels), width=config.width)
-        compile_binary(model, make_optimizer(config, steps_per_epoch),
-                       loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
-                       jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+    model = compiled_model(config, channels, strategy, math.ceil(train_count / batch_size))
 
     best_path = work_dir / "best.keras"
     meter, nan_guard = ThroughputMeter(train_count), NanGuard()
@@ -134,6 +119,16 @@ def train(
         raise TrainingError(f"{name}: no epoch produced a finite {config.monitor}; no model was saved")
 
     return _finish(config, model, work_dir, out_dir, meter, wall, channels, policy, replicas)
+
+
+def compiled_model(config: TrainConfig, channels: int, strategy, steps_per_epoch: int) -> keras.Model:
+    """The entry's architecture, built and compiled in the strategy's scope (its variables on every replica)."""
+    with strategy.scope():
+        model = build_model(config.arch, (config.image_size, config.image_size, channels), width=config.width)
+        compile_binary(model, make_optimizer(config, steps_per_epoch),
+                       loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
+                       jit_compile=config.jit_compile, steps_per_execution=config.steps_per_execution)
+    return model
 
 
 def _callbacks(config: TrainConfig, work_dir: Path, meter, nan_guard, run) -> list:

@@ -1,31 +1,17 @@
-"""Typed, frozen view of params.yaml: parsed once, validated before any work starts.
-
-Every stage calls :func:`load_params`; no other module reads params.yaml. Unknown keys, wrong
-types and impossible values raise :class:`ConfigError` whose message names the key (as a dotted
-path such as ``models.resnet18.learning_rate``) and, where there is a fixed set, the allowed values.
-"""
+"""The sections of params.yaml, each a frozen pydantic model that rejects unknown keys and wrong types."""
 
 from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from inspectcnn.backbones import BACKBONES, LITE_WEIGHTS
-from inspectcnn.errors import UserError
-
-PARAMS_FILE = Path("params.yaml")
 
 
-class ConfigError(UserError, ValueError):
-    """params.yaml is malformed; the message names every offending key."""
-
-
-class _Frozen(BaseModel):
+class Frozen(BaseModel):
     # strict: "10" is not an int and 1 is not a bool; extra="forbid": a typo is an error, not a default.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -33,7 +19,7 @@ class _Frozen(BaseModel):
 # --------------------------------------------------------------------------- data
 
 
-class SplitConfig(_Frozen):
+class SplitConfig(Frozen):
     """Fractions of the data for each split; each in (0, 1), together 1."""
 
     train: float = 0.7
@@ -55,7 +41,7 @@ class SplitConfig(_Frozen):
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
-class DataConfig(_Frozen):
+class DataConfig(Frozen):
     """The ``data:`` section: where images come from and how the prepare stage stores them."""
 
     source: Literal["elpv", "folder", "csv"] = "elpv"
@@ -89,7 +75,7 @@ class DataConfig(_Frozen):
 # --------------------------------------------------------------------------- training
 
 
-class AugmentConfig(_Frozen):
+class AugmentConfig(Frozen):
     """Random training-time augmentation, done with Keras preprocessing layers."""
 
     flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "horizontal_and_vertical"
@@ -114,34 +100,50 @@ class AugmentConfig(_Frozen):
         return {"none": (0,), "horizontal": (0, 1), "vertical": (0, 2), "horizontal_and_vertical": (0, 1, 2, 3)}[self.flip]
 
 
-class TrainConfig(_Frozen):
+class FitConfig(Frozen):
+    """What every training run takes, from scratch (``train:``/``models.<name>``) or transfer
+    (``transfer.<name>``): defined once here, extended by :class:`TrainConfig` and :class:`TransferConfig`."""
+
+    batch_size: int = Field(32, ge=1)
+    weight_decay: float = Field(0.0, ge=0.0)  # > 0: AdamW (transfer) or the optimizer's decoupled decay
+    class_weight: Literal["none", "balanced"] = "balanced"
+    monitor: Literal["val_auc", "val_loss", "val_accuracy"] = "val_auc"
+    deterministic: bool = False
+    mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = "auto"
+    strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+
+
+class TrainConfig(FitConfig):
     """Hyper-parameters of one training run; ``train:`` holds the defaults, ``models.<name>`` overrides."""
 
     arch: str | None = None  # registered architecture; None: the models entry's own name
     image_size: int = Field(64, ge=8, le=4096)
     channels: Literal[1, 3] | None = None  # None: as stored by prepare
     width: float = Field(1.0, gt=0.0, le=4.0)
-    batch_size: int = Field(32, ge=1)
     epochs: int = Field(10, ge=1)
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
     schedule: Literal["constant", "cosine", "plateau"] = "cosine"
     warmup_epochs: int = Field(0, ge=0)
-    weight_decay: float = Field(0.0, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     augment: AugmentConfig = AugmentConfig()
-    class_weight: Literal["none", "balanced"] = "balanced"
-    monitor: Literal["val_auc", "val_loss", "val_accuracy"] = "val_auc"
     early_stopping_patience: int = Field(5, ge=0)  # 0 turns early stopping off
     cache: bool = True
-    deterministic: bool = False
-    mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = "auto"
     jit_compile: bool | Literal["auto"] = "auto"
-    strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
     steps_per_execution: int = Field(1, ge=1)
 
 
-class TransferConfig(_Frozen):
+def overrides_of(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with every field optional and unset by default: the keys an entry overrides, checked by
+    name and type on reading (the merged values are validated whole by ``Params.model``)."""
+    fields = {name: (field.annotation | None, None) for name, field in model.model_fields.items()}
+    return create_model(f"{model.__name__}Overrides", __base__=Frozen, **fields)
+
+
+ModelEntry = overrides_of(TrainConfig)  # one models.<name> entry: overrides of train:
+
+
+class TransferConfig(FitConfig):
     """One ``transfer.<name>`` experiment: a pretrained base, a new head, frozen then fine-tuned."""
 
     backbone: str = "vgg16"  # a key of inspectcnn.backbones.BACKBONES
@@ -151,7 +153,6 @@ class TransferConfig(_Frozen):
     image_size: int = Field(96, ge=32, le=4096)
     head: tuple[int, ...] = Field((256,), strict=False)
     dropout: float = Field(0.4, ge=0.0, lt=1.0)
-    batch_size: int = Field(32, ge=1)
     frozen_epochs: int = Field(8, ge=0)
     learning_rate: float = Field(1e-3, gt=0.0)
     finetune_epochs: int = Field(4, ge=0)
@@ -159,7 +160,6 @@ class TransferConfig(_Frozen):
     finetune_from: str | None = "auto"
     finetune_learning_rate: float = Field(1e-4, gt=0.0)
     schedule: Literal["constant", "cosine"] = "constant"  # cosine: each phase decays its rate to 1 % of it
-    weight_decay: float = Field(0.0, ge=0.0)  # > 0: AdamW with this decoupled weight decay
     # frozen: the base's BatchNorm layers keep their pretrained statistics (inference mode) in every phase;
     # train: when fine-tuned, they normalise with each batch's statistics and update their moving averages
     batchnorm: Literal["frozen", "train"] = "frozen"
@@ -169,11 +169,6 @@ class TransferConfig(_Frozen):
     # other bases the pooled features are cached for phase 1 when augmentation is off.
     cache_features: bool | Literal["auto"] = "auto"
     augment: AugmentConfig = AugmentConfig(flip="none")
-    class_weight: Literal["none", "balanced"] = "balanced"
-    monitor: Literal["val_auc", "val_loss", "val_accuracy"] = "val_auc"
-    mixed_precision: Literal["auto", "off", "float16", "bfloat16"] = "auto"
-    strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
-    deterministic: bool = False
 
     @field_validator("backbone")
     @classmethod
@@ -218,7 +213,7 @@ class TransferConfig(_Frozen):
         return self.cache_mode != "none"
 
 
-class EvaluateConfig(_Frozen):
+class EvaluateConfig(Frozen):
     """The ``evaluate:`` section: how test metrics, thresholds and costs are measured."""
 
     # Decision threshold, chosen on the validation split: max_f1 | youden (max TPR - FPR) | a number in (0, 1).
@@ -239,7 +234,7 @@ class EvaluateConfig(_Frozen):
         return value
 
 
-class HealthConfig(_Frozen):
+class HealthConfig(Frozen):
     """The ``health:`` section: label-issue candidates (the health stage; data/health.json, the report)."""
 
     # Confident learning (cleanlab.filter.find_label_issues) on out-of-fold probabilities of a logistic
@@ -250,7 +245,7 @@ class HealthConfig(_Frozen):
     listed: int = Field(30, ge=0, le=1000)  # candidates listed by name in the report (the count is complete)
 
 
-class ReportConfig(_Frozen):
+class ReportConfig(Frozen):
     """The ``report:`` section: ranking, champion and Grad-CAM figures."""
 
     # the champion (exported, registered, described): the highest VALIDATION value of this metric, with TTA
@@ -261,7 +256,7 @@ class ReportConfig(_Frozen):
     error_gallery: int = Field(8, ge=0, le=48)  # the champion's worst test errors shown with Grad-CAM (0: none)
 
 
-class RegisterConfig(_Frozen):
+class RegisterConfig(Frozen):
     """The ``register:`` section: where the register stage puts the champion in the MLflow Model Registry."""
 
     # letters, digits, '.', '_' and '-' (MLflow refuses '/', ':' and '%', and the URI models:/<name>@<alias>
@@ -288,7 +283,7 @@ class RegisterConfig(_Frozen):
         return value
 
 
-class EnsembleConfig(_Frozen):
+class EnsembleConfig(Frozen):
     """The ``ensemble:`` section: one model averaging the probabilities of trained entries (models/ensemble/).
 
     Members and weights are chosen on the validation split only, from each candidate's validation
@@ -307,7 +302,7 @@ class EnsembleConfig(_Frozen):
 EXPORT_FORMATS = ("onnx", "onnx_int8", "openvino", "openvino_int8", "litert", "litert_float16", "litert_int8")
 
 
-class ExportConfig(_Frozen):
+class ExportConfig(Frozen):
     """The ``export:`` section: the champion as deployable files (reports/export/), each checked on the test split."""
 
     # auto: onnx, onnx_int8, openvino, litert_float16, litert_int8, each when its converter and runtime are
@@ -339,132 +334,8 @@ class ExportConfig(_Frozen):
 ENSEMBLE = "ensemble"  # the ensemble's entry name and folder (models/ensemble)
 
 
-class MlflowConfig(_Frozen):
+class MlflowConfig(Frozen):
     experiment: str = "inspectcnn"
     # False: a tracking server that cannot be reached only gives a warning; DVC metrics still land.
     required: bool = True
 
-
-class Params(_Frozen):
-    """The whole params.yaml."""
-
-    seed: int = 42
-    # The Keras backend every stage runs under (applied before Keras is imported; see inspectcnn.backend)
-    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"
-    data: DataConfig = DataConfig()
-    mlflow: MlflowConfig = MlflowConfig()
-    train: TrainConfig = TrainConfig()
-    # Only the keys given are overrides of ``train``; merged by :meth:`model`.
-    models: dict[str, dict[str, Any]] = Field(default_factory=dict, strict=False)
-    transfer: dict[str, TransferConfig] = Field(default_factory=dict, strict=False)
-    ensemble: EnsembleConfig = EnsembleConfig()
-    evaluate: EvaluateConfig = EvaluateConfig()
-    report: ReportConfig = ReportConfig()
-    # the register: section (a field named `register` would shadow the class's own ABC method)
-    registry: RegisterConfig = Field(RegisterConfig(), alias="register")
-    export: ExportConfig = ExportConfig()
-    health: HealthConfig = HealthConfig()
-
-    @field_validator("models")
-    @classmethod
-    def _models(cls, models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for name, overrides in models.items():
-            if not isinstance(overrides, dict):
-                raise ValueError(f"models.{name} must be a mapping of training parameters, got {overrides!r}")
-        return models
-
-    @model_validator(mode="after")
-    def _distinct_entries(self) -> Params:
-        shared = sorted(set(self.models) & set(self.transfer))
-        if shared:
-            raise ValueError(f"models and transfer share entry names {shared}: both write models/<name>/, rename one")
-        if ENSEMBLE in self.models or ENSEMBLE in self.transfer:
-            raise ValueError(f"the entry name {ENSEMBLE!r} is the ensemble's folder (models/{ENSEMBLE}); rename the entry")
-        candidates = self.ensemble.candidates
-        if candidates != "auto" and not candidates:
-            raise ValueError("ensemble.candidates: name at least one entry, or auto (every entry)")
-        unknown = [] if candidates == "auto" else [c for c in candidates if c not in self.models and c not in self.transfer]
-        if unknown:
-            raise ValueError(f"ensemble.candidates: {unknown} are not entries of models: or transfer: "
-                             f"(entries: {sorted([*self.models, *self.transfer])})")
-        return self
-
-    def ensembles(self) -> list[str]:
-        """The ensemble entries: ["ensemble"] (there is always one, over at least one candidate)."""
-        return [ENSEMBLE]
-
-    def ensemble_candidates(self) -> list[str]:
-        candidates = self.ensemble.candidates
-        return [*self.models, *self.transfer] if candidates == "auto" else list(candidates)
-
-    def entries(self) -> list[str]:
-        """Every evaluated model: the models entries, the transfer experiments, then the ensemble."""
-        return [*self.models, *self.transfer, *self.ensembles()]
-
-    def check_entry(self, name: str, section: str | None = None) -> str:
-        """``name`` if it is an entry of ``section`` (models / transfer; default any), else a ConfigError."""
-        known = {"models": list(self.models), "transfer": list(self.transfer), None: self.entries()}[section]
-        if name not in known:
-            where = f"{section}.{name}" if section else f"{name}: not an entry of models:, transfer: or the ensemble;"
-            raise ConfigError(f"{where} no such entry in params.yaml; entries: {sorted(known)}")
-        return name
-
-    def transfer_config(self, name: str) -> TransferConfig:
-        return self.transfer[self.check_entry(name, "transfer")]
-
-    def model(self, name: str) -> TrainConfig:
-        """The training config of one ``models`` entry: ``train`` defaults with the entry's overrides."""
-        self.check_entry(name, "models")
-        merged = self.train.model_dump()
-        merged.update(self.models[name])
-        merged["arch"] = merged.get("arch") or name
-        try:
-            return TrainConfig.model_validate(merged)
-        except ValidationError as error:
-            raise ConfigError(_describe(error, prefix=f"models.{name}")) from None
-
-
-def _describe(error: ValidationError, prefix: str = "") -> str:
-    lines = []
-    for item in error.errors():
-        loc = ".".join(str(part) for part in item["loc"] if part not in ("function-after",))
-        key = ".".join(part for part in (prefix, loc) if part) or "(top level)"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see params.yaml in the repository for the known keys)"
-        elif "input" in item and item["type"] not in ("missing",) and not isinstance(item["input"], dict):
-            message = f"{message} (got {item['input']!r})"
-        lines.append(f"  {key}: {message}")
-    return "invalid params.yaml:\n" + "\n".join(lines)
-
-
-def parse_params(raw: dict[str, Any] | None) -> Params:
-    """Validate a params mapping. Architecture names are checked by ``inspectcnn.models.check_architectures``
-    (the stages that build models call it), so that reading params never imports the model zoo."""
-    try:
-        params = Params.model_validate(raw or {})
-    except ValidationError as error:
-        raise ConfigError(_describe(error)) from None
-    for name in params.models:
-        params.model(name)  # each entry merged with the train defaults and validated
-    return params
-
-
-def read_raw(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
-    """params.yaml as YAML, not validated (the only place the file is read): for the steps that run before
-    validation can (the Keras backend, chosen before Keras is imported) or that rewrite the file (gpu_params)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path} not found: run from the repository root") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{path} must be a mapping of sections, got {type(raw).__name__}")
-    return raw or {}
-
-
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml."""
-    return parse_params(read_raw(path))

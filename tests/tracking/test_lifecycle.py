@@ -1,0 +1,86 @@
+"""inspectcnn.tracking.lifecycle: every stage's run, its states, tags and params, with and without a store."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+from helpers import tiny_prepared
+
+
+def test_stage_run_tags_every_run_the_same_way(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from inspectcnn import tracking
+    from inspectcnn.config import parse_params
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    params = parse_params({"mlflow": {"experiment": "stage-units"}})
+    with tracking.stage_run("evaluate@m", "evaluate", params, {"entry": "m"}, tags={"entry": "m"}) as run:
+        run_id = run.run_id
+    tags = MlflowClient(store).get_run(run_id).data.tags
+    assert tags["dvc_stage"] == "evaluate@m" and tags["kind"] == "evaluate" and tags["entry"] == "m"
+    assert tags["params_hash"] == tracking.params_hash({"entry": "m"})
+    assert {"git_commit", "device", "keras_version", "python_version"} <= set(tags)
+    assert tags["mlflow.runName"] == "evaluate@m"
+
+
+def test_start_run_ends_finished_or_failed_with_the_stage_tags_params_and_experiment_kind(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from inspectcnn import tracking
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    with tracking.start_run("train@m", experiment="units", params={"train": {"epochs": 2, "schedule": None}},
+                            tags={"kind": "train"}) as run:
+        run.log_metrics({"val_auc": 0.5}, step=0)
+        finished = run.run_id
+    with pytest.raises(RuntimeError, match="boom"):
+        with tracking.start_run("train@m", experiment="units", params={}, tags={"kind": "train"}) as run:
+            failed = run.run_id
+            raise RuntimeError("boom")
+    client = MlflowClient(store)
+    assert client.get_experiment_by_name("units").tags[tracking.EXPERIMENT_KIND_TAG] == tracking.EXPERIMENT_KIND
+    done = client.get_run(finished)
+    assert done.info.status == "FINISHED" and done.data.tags["kind"] == "train"
+    assert done.data.params == {"train.epochs": "2", "train.schedule": "null"}
+    assert client.get_run(failed).info.status == "FAILED"
+
+
+def test_start_run_without_a_reachable_store_fails_clearly_or_runs_untracked_when_optional(tmp_path, monkeypatch):
+    from inspectcnn import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(tracking.TrackingUnavailableError, match="mlflow.required: false"):
+        with tracking.start_run("train@m", experiment="units", params={}, tags={}):
+            pass
+    with tracking.start_run("train@m", experiment="units", params={}, tags={}, required=False) as run:
+        assert not run.active and run.run_id is None
+
+
+def test_the_prepared_data_is_logged_with_an_explicit_source_and_declared_types_and_no_warning(tmp_path,
+                                                                                               monkeypatch):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from inspectcnn.tracking import prepared_dataset
+
+    prepared = tiny_prepared(tmp_path / "project")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    mlflow.set_tracking_uri(store)
+    experiment = MlflowClient(store).create_experiment("dataset")  # not the process's last active experiment
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # MLflow's "interpreted in multiple ways" and integer hints
+        dataset = prepared_dataset(prepared)
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_input(dataset, context="training")
+    logged = MlflowClient(store).get_run(run.info.run_id).inputs.dataset_inputs[0].dataset
+    assert logged.name == "folder-prepared-24px" and logged.source_type == "local"
+    assert str((prepared / "manifest.csv").resolve()) in logged.source
+    columns = {c["name"]: c["type"] for c in json.loads(logged.schema)["mlflow_colspec"]}
+    assert columns["label"] == "long" and columns["id"] == "string" and columns["split"] == "string"
