@@ -42,10 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.run:
         subprocess.run(["dvc", "repro", "export"], check=True)
-    source = Path("reports/export.json")
-    if not source.is_file():
-        sys.exit(f"{source} not found: run dvc repro export (or this script with --run)")
-    result = json.loads(source.read_text())
+    from inspectcnn import artifacts
+
+    result = artifacts.read_export(artifacts.EXPORT_METRICS, artifacts.EXPORT_RUN)  # checks and latencies
+    if result is None:
+        sys.exit(f"{artifacts.EXPORT_METRICS} not found: run dvc repro export (or this script with --run)")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))

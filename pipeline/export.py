@@ -13,13 +13,15 @@ from inspectcnn.stage_runner import run_stage, stage_parser
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, "models", "prepared", "champion")
     parser.add_argument("--out", type=Path, default=artifacts.EXPORT, help="the exported files")
-    parser.add_argument("--metrics", type=Path, default=artifacts.EXPORT_METRICS)
+    parser.add_argument("--metrics", type=Path, default=artifacts.EXPORT_METRICS, help="every format's checks")
+    parser.add_argument("--run", type=Path, default=artifacts.EXPORT_RUN, help="every format's latency")
     args = parser.parse_args(argv)
 
     def work(params):
         from inspectcnn.export import run
 
-        return params.export.on_failure, run(params, args.models, args.prepared, args.out, args.metrics, args.champion)
+        return params.export.on_failure, run(params, args.models, args.prepared, args.out, args.metrics,
+                                             args.champion, args.run)
 
     on_failure, result = run_stage("export", work, args.params)
     lines = [f"export: {result['champion']} at threshold {result['threshold']:.3f}, checked on "

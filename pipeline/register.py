@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--export", type=Path, default=artifacts.EXPORT, help="the exported files (inference.json)")
     parser.add_argument("--export-metrics", type=Path, default=artifacts.EXPORT_METRICS,
                         help="the export stage's checks")
+    parser.add_argument("--export-run", type=Path, default=artifacts.EXPORT_RUN, help="their latencies")
     parser.add_argument("--card", type=Path, default=artifacts.MODEL_CARD)
     parser.add_argument("--out", type=Path, default=artifacts.REGISTERED, help="what was registered")
     args = parser.parse_args(argv)
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
         from inspectcnn.registration import run
 
         return run(params, args.models, args.prepared, args.summary, args.champion, args.export,
-                   args.export_metrics, args.card, args.out)
+                   (args.export_metrics, args.export_run), args.card, args.out)
 
     record = run_stage("register", work, args.params)
     print(f"register: {record['champion']} -> " + (record["uri"] or f"not registered ({record['reason']})")

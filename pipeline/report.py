@@ -12,6 +12,7 @@ from inspectcnn.stage_runner import run_stage, stage_parser
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, "models", "prepared", "summary", "champion")
     parser.add_argument("--export", type=Path, default=artifacts.EXPORT_METRICS, help="the export stage's checks")
+    parser.add_argument("--export-run", type=Path, default=artifacts.EXPORT_RUN, help="their latencies")
     parser.add_argument("--health", type=Path, default=artifacts.HEALTH, help="the health stage's label issues")
     parser.add_argument("--out", type=Path, default=artifacts.REPORTS)
     args = parser.parse_args(argv)
@@ -19,8 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     def work(params):
         from inspectcnn.report import run
 
-        return run(params, args.models, args.prepared, args.summary, args.champion, args.export, args.health,
-                   args.out)
+        return run(params, args.models, args.prepared, args.summary, args.champion, (args.export, args.export_run),
+                   args.health, args.out)
 
     summary = run_stage("report", work, args.params)
     print(f"report: champion {summary['champion']} (chosen on validation {summary['select_by']} "

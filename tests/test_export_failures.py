@@ -44,7 +44,7 @@ def test_the_export_stage_fails_on_a_failed_format_unless_told_to_warn(tmp_path,
     params = tmp_path / "params.yaml"
     params.write_text(f"export: {{on_failure: {policy}}}\n")
 
-    def fake_run(params, models, prepared, out, metrics, champion):
+    def fake_run(params, models, prepared, out, metrics, champion, run_record):
         metrics.write_text(json.dumps(result()))
         return result()
 

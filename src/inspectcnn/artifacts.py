@@ -11,7 +11,7 @@ The pipeline's folders (relative to the repository root) and what each holds:
 | ``models/<entry>/`` (:class:`ModelFolder`: evaluation files) | evaluate | champion, export, report, register |
 | ``data/val_predictions/<entry>.csv`` | evaluate | ensemble |
 | ``reports/champion.json`` | champion | export, report, register |
-| ``reports/export/``, ``reports/export.json`` | export | report (checks), register (inference.json) |
+| ``reports/export/``, ``reports/export.json``, ``export_run.json`` | export | report (checks), register |
 | ``reports/report.html``, ``report.md``, ``ranking.csv``, ``summary.json`` | report | people |
 | ``reports/model_card.md``, ``reports/registered.json`` | register | people, the MLflow registry |
 
@@ -40,6 +40,7 @@ REPORTS = Path("reports")
 CHAMPION = REPORTS / "champion.json"  # the champion, chosen on validation (champion stage)
 EXPORT = REPORTS / "export"  # the champion as deployable files (export stage)
 EXPORT_METRICS = REPORTS / "export.json"  # every format's checks (export stage)
+EXPORT_RUN = REPORTS / "export_run.json"  # every format's measured latency: differs on every execution
 REPORT_HTML = REPORTS / "report.html"
 REPORT_MD = REPORTS / "report.md"
 RANKING = REPORTS / "ranking.csv"
@@ -208,6 +209,29 @@ def read_table(path: str | Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+EXPORT_RUN_KEYS = ("latency_b1_ms",)  # of each format's row: this execution's, kept in export_run.json
+
+
+def write_export(result: Mapping, checks: str | Path, run: str | Path) -> None:
+    """The export stage's record: every format's checks (reproducible) into ``checks``, each format's
+    latency into ``run``, so that ``checks`` changes only when a result does."""
+    rows = result["formats"]
+    write_json(run, {"formats": {f: {k: r[k] for k in EXPORT_RUN_KEYS if k in r} for f, r in rows.items()}})
+    write_json(checks, {**result, "formats": {f: {k: v for k, v in r.items() if k not in EXPORT_RUN_KEYS}
+                                              for f, r in rows.items()}})
+
+
+def read_export(checks: str | Path, run: str | Path | None) -> dict | None:
+    """The two files of :func:`write_export` merged (None without the checks; no latencies without ``run``)."""
+    if not Path(checks).is_file():
+        return None
+    result = read_json(checks)
+    if run is not None and Path(run).is_file():
+        for fmt, measured in read_json(run).get("formats", {}).items():
+            result["formats"].setdefault(fmt, {}).update(measured)
+    return result
+
+
 # --- what each dvc.yaml stage reads and writes (beside its code) ---------------------------------------
 KEY = "${key}"  # dvc.yaml's foreach placeholder
 
@@ -244,9 +268,9 @@ STAGE_FILES: dict[str, StageFiles] = {
         outs=(model_folder("ensemble").val_predictions, *model_folder("ensemble").evaluation_files),
         fingerprinted=(MODELS,)),  # an ensemble of one member reuses that member's evaluation
     "champion": StageFiles(deps=(MODELS,), outs=(CHAMPION,)),
-    "export": StageFiles(deps=(CHAMPION, MODELS, PREPARED), outs=(EXPORT, EXPORT_METRICS)),
-    "report": StageFiles(deps=(CHAMPION, MODELS, PREPARED, PREPARE_SUMMARY, EXPORT_METRICS, HEALTH),
+    "export": StageFiles(deps=(CHAMPION, MODELS, PREPARED), outs=(EXPORT, EXPORT_METRICS, EXPORT_RUN)),
+    "report": StageFiles(deps=(CHAMPION, MODELS, PREPARED, PREPARE_SUMMARY, EXPORT_METRICS, EXPORT_RUN, HEALTH),
                          outs=(REPORT_HTML, REPORT_MD, RANKING, SUMMARY)),
-    "register": StageFiles(deps=(CHAMPION, MODELS, PREPARED, PREPARE_SUMMARY, EXPORT_METRICS, EXPORT),
+    "register": StageFiles(deps=(CHAMPION, MODELS, PREPARED, PREPARE_SUMMARY, EXPORT_METRICS, EXPORT_RUN, EXPORT),
                            outs=(MODEL_CARD, REGISTERED)),
 }

@@ -318,16 +318,17 @@ def _check(row: dict, keras_row: dict, config) -> dict:
     return {"within_tolerance": bool(ok), "check": text}
 
 
-def run(params: Params, models: Path, prepared: Path, out: Path, metrics: Path, champion_path: Path) -> dict:
+def run(params: Params, models: Path, prepared: Path, out: Path, metrics: Path, champion_path: Path,
+        run_record: Path) -> dict:
     """The `export` stage: the champion of ``champion_path`` (the champion stage's record) in every chosen
-    format under ``out``, each checked; the checks written to ``metrics``."""
+    format under ``out``, each checked; the checks written to ``metrics``, their latencies to ``run_record``."""
     from inspectcnn import champion as choice
-    from inspectcnn.artifacts import write_json
+    from inspectcnn.artifacts import write_export
 
     resolve_formats(params)  # a format params name that cannot be exported: an error before any work
     record = choice.read(champion_path)
     log.info("export: champion %s (validation %s %.4f) -> %s", record["champion"], record["select_by"],
              record["value"], out)
     result = export_champion(params, record["champion"], models, prepared, out)
-    write_json(metrics, result)
+    write_export(result, metrics, run_record)
     return result

@@ -85,7 +85,7 @@ def entry_kind(params: Params, name: str) -> str:
 
 
 def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, champion_path: Path,
-        export_dir: Path, export_metrics: Path, card_path: Path, out: Path) -> dict:
+        export_dir: Path, export_files: tuple[Path, Path], card_path: Path, out: Path) -> dict:
     """The `register` stage: the model card of the champion into ``card_path``, then its registered version;
     what was registered (or why not) into ``out``."""
     from inspectcnn import champion as choice, dihedral, model_card
@@ -97,7 +97,8 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
     if name not in params.entries():
         raise choice.ChampionError(f"{champion_path} names {name}, which is not an entry of params.yaml: "
                                    "run the champion stage again (dvc repro champion)")
-    export = artifacts.read_json(export_metrics) if Path(export_metrics).is_file() else None
+    export_metrics = export_files[0]
+    export = artifacts.read_export(*export_files)
     if export and export.get("champion") != name:
         raise choice.ChampionError(f"{export_metrics} exported {export.get('champion')}, but the champion is "
                                    f"{name}: run the export stage again (dvc repro export)")
@@ -112,7 +113,8 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
                                                           environment=environment(), choice=record))
 
     write_card(f"models:/{config.registry_name}@{config.alias}")
-    uri = register_version(params, card, served, [card_path, *([export_metrics] if export else [])], record)
+    beside = [card_path, *(p for p in export_files if export and Path(p).is_file())]
+    uri = register_version(params, card, served, beside, record)
     if uri is None:  # MLflow optional and unreachable: the card must not claim a registration
         write_card(None)
     result = {"champion": name, "registry_name": config.registry_name, "alias": config.alias, "uri": uri,

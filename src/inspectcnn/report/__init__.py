@@ -18,6 +18,7 @@ from inspectcnn.reference import ELPV_TASK, PUBLISHED, RECIPES
 
 log = logging.getLogger(__name__)
 from inspectcnn.report.numbers import (
+    TIMING_COLUMNS,
     Entry,
     annotated_levels,
     architecture_table,
@@ -37,7 +38,7 @@ __all__ = ["Entry", "champion_reason", "collect", "pareto_front", "ranking", "ru
 
 
 def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, champion_path: Path,
-        export_path: Path | None, health_path: Path | None, out_dir: Path) -> dict:
+        export_files: tuple[Path, Path] | None, health_path: Path | None, out_dir: Path) -> dict:
     """The `report` stage: every evaluated entry compared, the champion (the champion stage's record) and the
     export checks shown; report.html, report.md, ranking.csv and summary.json written to ``out_dir``."""
     from inspectcnn import champion as choice
@@ -51,16 +52,16 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
                                    "run the champion stage again (dvc repro champion)")
     rows = ranking(entries, params.report.rank_by)
     models = load_models(entries, models_dir)
-    export = read_json(export_path) if export_path and export_path.is_file() else None
+    export = artifacts.read_export(*export_files) if export_files else None
     if export and export.get("champion") != champion:
-        raise choice.ChampionError(f"{export_path} exported {export.get('champion')}, but the champion is "
+        raise choice.ChampionError(f"{export_files[0]} exported {export.get('champion')}, but the champion is "
                                    f"{champion}: run the export stage again (dvc repro export)")
     data = read_json(summary_path) if summary_path.is_file() else {}
     context = _context(params, entries, rows, models, record, prepared_dir, data, health_path)
     context.update(export=export, export_problems=exporting.problems(export))
     render(context, out_dir)
-    write_table(out_dir / artifacts.RANKING.name, [
-        {**{k: v for k, v in row.items() if k != "ci95"},
+    write_table(out_dir / artifacts.RANKING.name, [  # timings stay in the run records (models/*/run.json, ...)
+        {**{k: v for k, v in row.items() if k != "ci95" and k not in TIMING_COLUMNS},
          **{f"{m}_ci_{end}": (row["ci95"].get(m) or [None, None])[i] for m in ("accuracy", "roc_auc", "f1")
             for i, end in enumerate(("low", "high"))}}
         for row in rows])

@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 
 COST_KEYS = ("params", "macs")
+# a ranking row's measurements of one execution: shown in the pages, kept out of ranking.csv (a table that
+# changes only when a result does; each model's run.json and eval_run.json hold them)
+TIMING_COLUMNS = ("latency_b1_ms", "throughput_img_s", "train_wall_s")
 
 
 @dataclass
