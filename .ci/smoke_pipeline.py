@@ -1,7 +1,7 @@
 """CI's first step: the whole pipeline on tiny generated data, in the environment `make run` builds (run
 requirements only, no test extra), with the default export formats. Fails when any stage fails, when any
 default export format does not come out `ok`, or when the run log carries a Python warning or a converter's
-chatter (the noise issue 23 removed). It is what would have caught the missing `sympy`.
+chatter. It catches a package the pipeline needs at run time that only the test extras bring.
 
     .venv/bin/python .ci/smoke_pipeline.py [--keep DIR]
 """

@@ -16,7 +16,7 @@ Stages, each timed (wall seconds):
 4. bare torchvision ResNet-50 on the same GPU (bf16 autocast, channels-last, cuDNN autotuning, data on
    the GPU), in its own process: the reference for Keras-JAX's ResNet-50 images/s.
 
-Prints one table and writes the numbers as JSON (--out). Goals (issue 14): project path >= 0.95x bare
+Prints one table and writes the numbers as JSON (--out). Goals: project path >= 0.95x bare
 Keras; Keras-JAX ResNet-50 >= 0.9x bare PyTorch.
 """
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue 14, in one call of the device tool (one H100 or H200, no TensorFlow, no registry):
+# The GPU check, in one call of the device tool (one H100 or H200, no TensorFlow, no registry):
 #   here:  python benchmarks/gpu_pack.py            # .gpu/: data, float16 HED weights, wheels (< 60 MiB)
 #   there: bash benchmarks/gpu_check.sh             # carry [".gpu"], timeout_s 600; prints the table,
 #                                                   # writes $OUT/gpu_check.json

@@ -22,7 +22,7 @@ def gpu_params(params: dict) -> dict:
         arch = (entry or {}).get("arch", name)
         models[name] = {**(entry or {}), "width": 1.0, "image_size": architecture(arch).native_size}
     params["models"] = models
-    # the measured GPU recipe (ELPV.md): 224 px, the whole base fine-tuned with dihedral augmentation on the fly
+    # the GPU recipe measured on ELPV: 224 px, the whole base fine-tuned with dihedral augmentation on the fly
     params["transfer"] = {
         name: {**entry, "image_size": 224, "frozen_epochs": 2, "finetune_epochs": 40, "finetune_learning_rate": 1e-4,
                "schedule": "cosine", "weight_decay": 1e-4, "cache_features": False,

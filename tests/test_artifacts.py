@@ -111,12 +111,13 @@ def test_writers_are_atomic_and_leave_no_temporary_file(tmp_path):
 def test_the_export_record_keeps_latencies_in_its_run_file(tmp_path):
     result = {"champion": "lenet", "formats": {
         "keras": {"status": "ok", "accuracy": 0.9, "latency_b1_ms": 3.2},
-        "onnx": {"status": "ok", "accuracy": 0.9, "parity_max": 1e-7, "latency_b1_ms": 1.1},
+        "onnx": {"status": "ok", "accuracy": 0.9, "parity_max": 1e-7, "latency_b1_ms": 1.1, "size_bytes": 2048},
         "litert": {"status": "failed", "error": "no converter"}}}
     checks, run = tmp_path / "export.json", tmp_path / "export_run.json"
     artifacts.write_export(result, checks, run)
     assert "latency" not in checks.read_text() and artifacts.read_json(checks)["formats"]["onnx"]["parity_max"] == 1e-7
-    assert artifacts.read_json(run) == {"formats": {"keras": {"latency_b1_ms": 3.2}, "onnx": {"latency_b1_ms": 1.1},
+    assert artifacts.read_json(run) == {"formats": {"keras": {"latency_b1_ms": 3.2},
+                                                    "onnx": {"latency_b1_ms": 1.1, "size_bytes": 2048},
                                                     "litert": {}}}
     assert artifacts.read_export(checks, run) == result
     assert "latency_b1_ms" not in artifacts.read_export(checks, None)["formats"]["onnx"]

@@ -63,7 +63,7 @@ def _pillow_resize(x: np.ndarray, size: int) -> np.ndarray:
 
 
 def test_members_of_other_sizes_are_resized_with_the_pipelines_filter_and_the_ensemble_exports(tmp_path):
-    """Issue 25: an ensemble whose members take other sizes (here 32 -> 24, not an integer factor) resizes
+    """An ensemble whose members take other sizes (here 32 -> 24, not an integer factor) resizes
     inside the model with Pillow's own box filter as two fixed matrix products, so it matches what the
     members saw in training, and ONNX (no ResizeArea op) converts it; a member's Dropout stays out of the
     served graph."""

@@ -172,7 +172,7 @@ def test_litert_is_skipped_under_jax_with_the_reason():
 
 
 def test_the_export_reuses_the_evaluated_test_probabilities_only_when_they_match_the_split(tmp_path):
-    """Issue 25: the Keras reference of the export checks is the evaluate stage's predictions.csv (float32
+    """The Keras reference of the export checks is the evaluate stage's predictions.csv (float32
     digits, read back exactly), in the split's order; a file of other cells or labels is not used."""
     from inspectcnn.artifacts import write_table
     from inspectcnn.export import evaluated_probabilities

@@ -1,4 +1,4 @@
-"""A default export format that fails cannot go unseen (issue 23): the export stage fails under
+"""A default export format that fails cannot go unseen: the export stage fails under
 ``export.on_failure: fail`` (the default) after writing every other format and reports/export.json, goes on
 under ``warn``; the end of `make run` (inspectcnn.run_summary) lists every format that did not come out."""
 

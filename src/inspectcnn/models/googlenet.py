@@ -1,4 +1,4 @@
-"""GoogLeNet (notes section 6.3): stem, nine Inception blocks in three groups, global average pooling."""
+"""GoogLeNet (Szegedy et al. 2015): stem, nine Inception blocks in three groups, global average pooling."""
 
 from keras import layers
 

@@ -1,4 +1,4 @@
-"""LeNet-5 as in the lecture notes (section 4): 6@5x5 pad 2, avg-pool, 16@5x5, avg-pool, FC 120-84-1."""
+"""LeNet-5 (LeCun et al. 1998), as usually taught: 6@5x5 pad 2, avg-pool, 16@5x5, avg-pool, FC 120-84-1."""
 
 from keras import layers
 

@@ -1,4 +1,4 @@
-"""ResNet-18/34 (basic blocks) and ResNet-50 (bottleneck), notes section 6.4.
+"""ResNet-18/34 (basic blocks) and ResNet-50 (bottleneck), He et al. 2016.
 
 Stem, names and biases follow keras.applications.ResNet50, so ResNet-50's base matches it
 parameter for parameter; 18 and 34 use the same conventions with basic two-convolution blocks.

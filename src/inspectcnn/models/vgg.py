@@ -1,4 +1,4 @@
-"""VGG family from one spec-driven builder (notes section 6.2); layer names as keras.applications."""
+"""VGG family (Simonyan and Zisserman 2015) from one spec-driven builder; layer names as keras.applications."""
 
 from functools import partial
 

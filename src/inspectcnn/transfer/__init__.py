@@ -1,4 +1,4 @@
-"""Transfer learning (notes section 8): a pretrained convolutional base, a new head, phases of training.
+"""Transfer learning: a pretrained convolutional base, a new head, phases of training.
 
 Phase 1 trains the head with the base frozen (BatchNorm in inference mode); phase 2 unfreezes the
 base from ``finetune_from`` on and fine-tunes at a lower learning rate. What never trains is
