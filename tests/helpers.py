@@ -139,3 +139,20 @@ def tiny_prepared(root: Path, image_size: int = 24) -> Path:
     config = DataConfig(source="folder", path=str(root / "images"), image_size=image_size, classes=("ok", "defect"))
     prepare(config, root / "prepared", root / "summary.json", seed=0)
     return root / "prepared"
+
+
+SYMPY = ("onnx_int8: conversion failed (ImportError: sympy is required for symbolic shape inference in "
+         "quantization preprocessing.)")
+
+
+def export_result(**overrides) -> dict:
+    """An export stage result: formats ok, failed (SYMPY), outside tolerance and skipped."""
+    rows = {"keras": {"status": "ok"},
+            "onnx": {"status": "ok", "within_tolerance": True, "size_bytes": 2**20, "latency_b1_ms": 1.0,
+                     "accuracy": 0.9, "check": "max |delta p| 1e-7"},
+            "onnx_int8": {"status": "failed", "error": SYMPY},
+            "litert_int8": {"status": "ok", "within_tolerance": False, "size_bytes": 2**19, "latency_b1_ms": 1.0,
+                            "accuracy": 0.8, "check": "int8 accuracy 0.80 vs 0.90 in Keras: MISSED"},
+            "openvino": {"status": "skipped", "reason": "needs the Python package(s) openvino (not installed)"}}
+    rows.update(overrides)
+    return {"champion": "lenet", "threshold": 0.5, "test_count": 16, "formats": rows}

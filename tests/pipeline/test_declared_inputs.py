@@ -80,31 +80,28 @@ def test_every_stage_reads_only_what_its_dvc_entry_declares(project):
     assert undeclared(root, log) == []
 
 
+def stale_after_editing(root, relative: str, addition: str) -> set[str]:
+    """The stages `dvc status` calls stale once ``addition`` is appended to the file ``relative`` (put back after)."""
+    path = root / relative
+    original = path.read_text()
+    try:
+        path.write_text(original + addition)
+        return set(json.loads(subprocess.run(["dvc", "status", "--json"], cwd=root, env=project_env(root),
+                                             capture_output=True, text=True, check=True).stdout))
+    finally:
+        path.write_text(original)
+
+
 def test_editing_a_report_template_leaves_registration_up_to_date(project):
     root, _ = project
-    template = root / "src" / "inspectcnn" / "templates" / "report.html.j2"
-    original = template.read_text()
-    try:
-        template.write_text(original + "<!-- edited -->\n")
-        status = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=root, env=project_env(root),
-                                           capture_output=True, text=True, check=True).stdout)
-        assert sorted(status) == ["report"]
-    finally:
-        template.write_text(original)
+    assert stale_after_editing(root, "src/inspectcnn/templates/report.html.j2", "<!-- edited -->\n") == {"report"}
 
 
 def test_editing_the_tracking_module_does_not_rerun_the_data_stages(project):
     root, _ = project
-    module = root / "src" / "inspectcnn" / "tracking" / "lifecycle.py"
-    original = module.read_text()
-    try:
-        module.write_text(original + "# edited\n")
-        status = json.loads(subprocess.run(["dvc", "status", "--json"], cwd=root, env=project_env(root),
-                                           capture_output=True, text=True, check=True).stdout)
-        assert "health" not in status and "prepare" not in status and "champion" not in status
-        assert {"train@lenet", "evaluate@lenet", "register"} <= set(status)
-    finally:
-        module.write_text(original)
+    stale = stale_after_editing(root, "src/inspectcnn/tracking/lifecycle.py", "# edited\n")
+    assert not stale & {"health", "prepare", "champion"}
+    assert {"train@lenet", "evaluate@lenet", "register"} <= stale
 
 
 def test_a_planted_undeclared_read_is_caught(project):
