@@ -1,8 +1,11 @@
-"""What every training phase shares: the compile metrics, the divergence check, the history summary."""
+"""What every training phase shares: the compile metrics, the one fit loop, the divergence check, the
+history summary."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -33,6 +36,20 @@ def abort_if_diverged(nan_guard: NanGuard, work_dir: Path, message: str) -> None
     if nan_guard.diverged_at is not None:
         shutil.rmtree(work_dir, ignore_errors=True)  # nothing in it is worth resuming from
         raise TrainingError(message.format(epoch=nan_guard.diverged_at))
+
+
+def fit_phase(model: keras.Model, data, *, validation, epochs: tuple[int, int], callbacks: list,
+              nan_guard: NanGuard, work_dir: Path, diverged: str, around=None, **options) -> float:
+    """The one training loop of every phase, from scratch or transfer (images, cached features or cached
+    views): Keras' ``fit`` from epoch ``epochs[0]`` up to ``epochs[1]`` with the phase's callbacks (inside
+    ``around``, e.g. the multi-worker peer check), then the divergence check; the wall time in seconds."""
+    started = time.perf_counter()
+    with around or contextlib.nullcontext():
+        model.fit(data, validation_data=validation, initial_epoch=epochs[0], epochs=epochs[1],
+                  callbacks=callbacks, verbose=2, **options)
+    wall = time.perf_counter() - started
+    abort_if_diverged(nan_guard, work_dir, diverged)
+    return wall
 
 
 def summarize(rows: list[dict], monitor: str) -> tuple[dict, dict]:

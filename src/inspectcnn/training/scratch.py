@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 
 import keras
@@ -19,7 +18,7 @@ from inspectcnn.models import InputTooSmallError, build_model, check_input_size
 from inspectcnn.training import checkpoints, runtime
 from inspectcnn.training.callbacks import NanGuard, ThroughputMeter, phase_callbacks
 from inspectcnn.training.checkpoints import TrainResult, best_so_far, publish, read_history
-from inspectcnn.training.fit import abort_if_diverged, compile_binary, monitor_mode, summarize
+from inspectcnn.training.fit import compile_binary, fit_phase, monitor_mode, summarize
 from inspectcnn.training.runtime import TrainingError
 
 log = logging.getLogger(__name__)
@@ -104,17 +103,12 @@ def train(name: str, config: TrainConfig, prepared_dir: Path, out_dir: Path, *, 
 
     log.info("training %s (%s, %s px, width %s) on %d images, %d replica(s), policy %s",
              name, config.arch, config.image_size, config.width, train_count, replicas, policy)
-    started = time.perf_counter()
-    with runtime.peers_alive(name):
-        model.fit(train_data, validation_data=val_data, epochs=config.epochs, class_weight=weights,
-                  callbacks=callbacks, shuffle=False, verbose=2)  # train_data shuffles itself
-    wall = time.perf_counter() - started
-
-    abort_if_diverged(nan_guard, work_dir, (
-        f"{name}: the loss became NaN/inf in epoch {{epoch}} - training diverged. "
-        f"Lower models.{name}.learning_rate (now {config.learning_rate}) or turn on gradient-friendly "
-        "settings (schedule: cosine with warmup_epochs); no model was saved"
-    ))
+    wall = fit_phase(model, train_data, validation=val_data, epochs=(0, config.epochs), callbacks=callbacks,
+                     nan_guard=nan_guard, work_dir=work_dir, around=runtime.peers_alive(name),
+                     class_weight=weights, shuffle=False,  # train_data shuffles itself
+                     diverged=(f"{name}: the loss became NaN/inf in epoch {{epoch}} - training diverged. "
+                               f"Lower models.{name}.learning_rate (now {config.learning_rate}) or turn on "
+                               "gradient-friendly settings (schedule: cosine with warmup_epochs); no model was saved"))
     if not best_path.is_file():
         raise TrainingError(f"{name}: no epoch produced a finite {config.monitor}; no model was saved")
 

@@ -130,8 +130,9 @@ def _phase_on_images(state: _Run, model: keras.Model, phase: Phase, val_data) ->
     checkpoint = state.checkpoint(state.best_path) if phase.trainable_from is not None else None
     begin = time.perf_counter()
     meter, nan_guard = ThroughputMeter(state.train_count), NanGuard()
-    callbacks = state.callbacks(meter, phase.name, nan_guard, checkpoint)
-    epochs = dict(initial_epoch=phase.first_epoch, epochs=phase.first_epoch + phase.epochs)
+    loop = dict(epochs=(phase.first_epoch, phase.first_epoch + phase.epochs), nan_guard=nan_guard,
+                callbacks=state.callbacks(meter, phase.name, nan_guard, checkpoint), work_dir=state.work_dir,
+                diverged=state.diverged, class_weight=state.weights)
     if phase.trainable_from is None and config.uses_cached_features:
         x_train, y_train, x_val, y_val = load_or_compute(
             state.work_dir / "features.npz",
@@ -139,12 +140,10 @@ def _phase_on_images(state: _Run, model: keras.Model, phase: Phase, val_data) ->
             state.timings)
         head_only = head_model(model)
         compile_phase(head_only, phase.learning_rate, config, state.steps * phase.epochs)
-        head_only.fit(x_train, y_train, validation_data=(x_val, y_val), batch_size=state.load["batch_size"],
-                      class_weight=state.weights, callbacks=callbacks, verbose=2, **epochs)
+        training.fit_phase(head_only, x_train, y=y_train, validation=(x_val, y_val),
+                           batch_size=state.load["batch_size"], **loop)
     else:
-        model.fit(state.train_images(), validation_data=val_data, class_weight=state.weights, callbacks=callbacks,
-                  shuffle=False, verbose=2, **epochs)
-    training.abort_if_diverged(nan_guard, state.work_dir, state.diverged)
+        training.fit_phase(model, state.train_images(), validation=val_data, shuffle=False, **loop)
     _phase_timings(state, phase, begin, meter)
     if phase.trainable_from is None:
         model.save(state.best_path)
@@ -199,10 +198,10 @@ class _Views:
         begin = time.perf_counter()
         meter, nan_guard = ThroughputMeter(len(self.x_train)), NanGuard()
         batches = ViewBatches(self.x_train, self.y_train, state.load["batch_size"], state.seed, state.weights)
-        self.upper.fit(batches, validation_data=self.val, initial_epoch=phase.first_epoch,
-                       epochs=phase.first_epoch + phase.epochs,
-                       callbacks=state.callbacks(meter, phase.name, nan_guard, checkpoint), shuffle=False, verbose=2)
-        training.abort_if_diverged(nan_guard, state.work_dir, state.diverged)
+        training.fit_phase(self.upper, batches, validation=self.val,
+                           epochs=(phase.first_epoch, phase.first_epoch + phase.epochs),
+                           callbacks=state.callbacks(meter, phase.name, nan_guard, checkpoint), nan_guard=nan_guard,
+                           work_dir=state.work_dir, diverged=state.diverged, shuffle=False)
         _phase_timings(state, phase, begin, meter)
         if phase.trainable_from is None:
             self.upper.save_weights(self.best_weights)
