@@ -24,7 +24,15 @@ def test_stage_run_tags_every_run_the_same_way(tmp_path, monkeypatch):
     tags = MlflowClient(store).get_run(run_id).data.tags
     assert tags["dvc_stage"] == "evaluate@m" and tags["kind"] == "evaluate" and tags["entry"] == "m"
     assert tags["params_hash"] == tracking.params_hash({"entry": "m"})
-    assert {"git_commit", "device", "keras_version", "python_version"} <= set(tags)
+    import platform
+
+    import keras
+
+    from inspectcnn.devices import describe
+
+    assert tags["keras_version"] == keras.__version__ and tags["python_version"] == platform.python_version()
+    assert tags["device"] == describe() and tags["keras_backend"] == keras.backend.backend()
+    assert tags["git_commit"] == tracking.git_commit() and tags["git_commit"]
     assert tags["mlflow.runName"] == "evaluate@m"
 
 
