@@ -37,8 +37,7 @@ def main() -> None:
             raise SystemExit(f"{folder.evaluation} is missing: run `dvc repro` first")
         evaluation, training = folder.read_evaluation(), folder.read_training()
         rows.append({
-            "model": name, "kind": "transfer" if name in params.transfer else "ensemble" if name in params.ensembles()
-            else "from scratch",
+            "model": name, "kind": {"train": "from scratch"}.get(params.kind(name), params.kind(name)),
             "image_size": training.get("image_size"),
             "test_accuracy": round(evaluation["accuracy"], 4), "test_f1": round(evaluation["f1"], 4),
             "test_roc_auc": round(evaluation["roc_auc"], 4),

@@ -68,8 +68,8 @@ MODEL_FILE = "model.keras"
 # Numbers that differ between two executions of the same stage with the same inputs (timings, MLflow run
 # ids) go to the run records, so that metrics.json/eval.json are byte-identical across deterministic reruns
 # and ``dvc metrics diff`` shows only real changes.
-RUN_KEYS = ("wall_time_s", "train_images_per_s", "mlflow_run_id", "feature_extraction_s", "frozen_phase_s",
-            "finetune_phase_s", "finetune_images_per_s")
+RUN_KEYS = ("wall_time_s", "train_images_per_s", "mlflow_run_id", "feature_extraction_s", "fit_s", "peak_rss_mb",
+            "frozen_phase_s", "finetune_phase_s", "finetune_images_per_s")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,11 @@ class ModelFolder:
     @property
     def history(self) -> Path:
         return self.root / "history.csv"
+
+    @property
+    def onnx(self) -> Path:
+        """An anomaly detector's ONNX file (written and checked by its anomaly@ stage)."""
+        return self.root / "model.onnx"
 
     # written by evaluation (evaluate@, evaluate_transfer@, evaluate_ensemble)
     @property
@@ -261,8 +266,10 @@ STAGE_FILES: dict[str, StageFiles] = {
     "health": StageFiles(deps=(PREPARED,), outs=(HEALTH,)),
     "train": StageFiles(deps=(PREPARED,), outs=model_folder(KEY).training_files),
     "transfer": StageFiles(deps=(PREPARED,), outs=model_folder(KEY).training_files),
+    "anomaly": StageFiles(deps=(PREPARED,), outs=(*model_folder(KEY).training_files[:3], model_folder(KEY).onnx)),
     "evaluate": _evaluate_stage(KEY, val_predictions(KEY)),
     "evaluate_transfer": _evaluate_stage(KEY, val_predictions(KEY)),
+    "evaluate_anomaly": _evaluate_stage(KEY, val_predictions(KEY)),
     "ensemble": StageFiles(deps=(VAL_PREDICTIONS,), outs=model_folder("ensemble").training_files[:3],
                            fingerprinted=(MODELS,)),
     "evaluate_ensemble": StageFiles(

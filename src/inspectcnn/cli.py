@@ -85,13 +85,15 @@ def predict(model_ref: str, targets: list[str], out: Path, threshold: float | No
             threshold = float(spec["threshold"])
         runner = serving.served_runner(path, spec)
         positive = spec["classes"][1]
+        ood_threshold = (spec.get("ood") or {}).get("threshold")
         rows, batch, names = [], [], []
 
         def flush():
             if batch:
-                probabilities = runner.predict(np.stack(batch))
-                rows.extend({"path": str(n), "probability": round(float(p), 6), "label": int(p >= threshold),
-                             "class": spec["classes"][int(p >= threshold)]} for n, p in zip(names, probabilities))
+                probabilities, ood_scores = runner.scores(np.stack(batch))
+                for index, (name, p) in enumerate(zip(names, probabilities)):
+                    rows.append(decide(name, p, threshold, spec["classes"],
+                                       None if ood_scores is None else float(ood_scores[index]), ood_threshold))
                 batch.clear()
                 names.clear()
 
@@ -105,10 +107,30 @@ def predict(model_ref: str, targets: list[str], out: Path, threshold: float | No
             if len(batch) == batch_size:
                 flush()
         flush()
-    write_table(out, rows, ["path", "probability", "label", "class"])
+    write_table(out, rows, ["path", "probability", "label", "class", "ood_score", "in_distribution"])
     for problem in problems:
         log.warning("skipped %s", problem)
-    return {"scored": len(rows), "skipped": problems, "threshold": threshold, "positive_class": positive}
+    counts = {name: sum(row["class"] == name for row in rows) for name in (*spec["classes"], UNKNOWN)}
+    if ood_threshold is None:
+        log.warning("%s carries no out-of-distribution score (only the exported ONNX file and the registered model "
+                    "do): every image gets a decision, even one that is not a cell", path.name)
+    return {"scored": len(rows), "skipped": problems, "threshold": threshold, "positive_class": positive,
+            "counts": counts, "ood_threshold": ood_threshold}
+
+
+UNKNOWN = "unknown"
+
+
+def decide(name, probability: float, threshold: float, classes: list[str], ood_score: float | None,
+           ood_threshold: float | None) -> dict:
+    """One image's row: its probability, and its decision (label, class) unless it is out of distribution
+    (score above the threshold the model travels with): then label -1 and class ``unknown``."""
+    label = int(probability >= threshold)
+    inside = None if ood_score is None or ood_threshold is None else bool(ood_score <= ood_threshold)
+    return {"path": str(name), "probability": round(float(probability), 6),
+            "label": label if inside is not False else -1, "class": classes[label] if inside is not False else UNKNOWN,
+            "ood_score": "" if ood_score is None else round(ood_score, 6),
+            "in_distribution": "" if inside is None else str(inside).lower()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,8 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     except (FileNotFoundError, ValueError) as error:  # ServingError and the other user errors are ValueErrors
         print(f"inspectcnn predict: error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(f"{result['scored']} images scored (label 1 = {result['positive_class']!r} when probability >= "
-          f"{result['threshold']:.3f}) -> {args.out}; "
+    counts = ", ".join(f"{n} {name}" for name, n in result["counts"].items())
+    unknown = (f"{UNKNOWN}: out of distribution, score > {result['ood_threshold']:.3f}"
+               if result["ood_threshold"] is not None else "no out-of-distribution score")
+    print(f"{result['scored']} images scored: {counts} (label 1 = {result['positive_class']!r} when probability >= "
+          f"{result['threshold']:.3f}; {unknown}) -> {args.out}; "
           f"{len(result['skipped'])} skipped" + "".join(f"\n  skipped: {s}" for s in result["skipped"]))
 
 

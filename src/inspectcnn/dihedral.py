@@ -66,7 +66,8 @@ def _mirror(x, axis: int, size: int, name: str):
 
 def tta_model(model, mode: str):
     """``model`` itself for ``mode`` none; else a model with the same input and output whose output is the
-    mean probability over the views of ``mode`` (flips: 4 mirror images; dihedral: all 8)."""
+    mean probability over the views of ``mode`` (flips: 4 mirror images; dihedral: all 8); a model of several
+    outputs gets each averaged."""
     import keras
 
     if mode not in TTA_VIEWS:
@@ -88,5 +89,10 @@ def tta_model(model, mode: str):
         if columns:
             x = _mirror(x, 2, width, f"view{k}_columns")
         outputs.append(model(x))
-    mean = keras.layers.Average(name="tta_mean", dtype="float32")(outputs)
-    return keras.Model(inputs, mean, name=f"{model.name}_tta_{mode}")
+    if not isinstance(outputs[0], (list, tuple)):
+        mean = keras.layers.Average(name="tta_mean", dtype="float32")(outputs)
+        return keras.Model(inputs, mean, name=f"{model.name}_tta_{mode}")
+    # a model of several outputs (the probability and the features): each averaged over the views
+    means = [keras.layers.Average(name="tta_mean" if i == 0 else f"tta_mean{i}", dtype="float32")(
+        [views[i] for views in outputs]) for i in range(len(outputs[0]))]
+    return keras.Model(inputs, means, name=f"{model.name}_tta_{mode}")

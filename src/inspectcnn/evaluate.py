@@ -69,8 +69,9 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path, val_path
     if member is not None:
         return reuse_member(member, model_dir, val_path, val_predictions(member, candidates_dir))
     config = params.evaluate
+    tta = params.tta(name)
     trained = load_model(folder.model)
-    model = dihedral.tta_model(trained, config.tta)  # what is evaluated is what is registered and served
+    model = dihedral.tta_model(trained, tta)  # what is evaluated is what is registered and served
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
     load = dict(image_size=size, batch_size=64, channels=channels)
 
@@ -84,19 +85,19 @@ def run(name: str, params: Params, prepared_dir: Path, model_dir: Path, val_path
         for i, g, a, p in zip(val.ids, val.groups, val.labels, val.probabilities)
     ])
     test = scoring.predict(model, load_split(prepared_dir, "test", **load))
-    results = _results(params, prepared_dir, val, test, threshold)
-    results["cost"] = cost(trained, config.tta)
+    results = _results(params, prepared_dir, val, test, threshold, tta)
+    results["cost"] = cost(trained, tta)
     latency = latencies(model, config)  # differ from one execution to the next: eval_run.json, not eval.json
     training = folder.read_training()
     results["training"] = {k: training[k] for k in ("epochs_run", "best_val_auc") if k in training}
     _write_outputs(folder, results, test, threshold)
     results["cost"].update(latency)
     run_id = _log_to_mlflow(name, params, training.get("mlflow_run_id"), results, folder, val_path,
-                            model if config.tta != "none" else None, prepared_dir)
+                            model if tta != "none" else None, prepared_dir)
     # this execution's record, written once: latencies, and the MLflow run whose logged model is exactly
     # what was evaluated (this one with TTA, else training's)
     write_json(folder.evaluation_run, {**latency, "mlflow_run_id": run_id,
-                                       "served_run_id": run_id if config.tta != "none"
+                                       "served_run_id": run_id if tta != "none"
                                        else training.get("mlflow_run_id")})
     return results
 
@@ -117,12 +118,12 @@ def latencies(model, config) -> dict:
                                                                    config.latency_runs)}
 
 
-def _results(params: Params, prepared_dir: Path, val, test, threshold: float) -> dict:
+def _results(params: Params, prepared_dir: Path, val, test, threshold: float, tta: str) -> dict:
     """The test metrics at the validation threshold, with the validation ones, intervals, groups and levels."""
     config = params.evaluate
     results = scoring.classification_metrics(test.labels, test.probabilities, threshold, config.calibration_bins)
     results["threshold_rule"] = config.threshold if isinstance(config.threshold, str) else "fixed"
-    results["tta"] = config.tta
+    results["tta"] = tta
     results["val"] = {k: v for k, v in scoring.classification_metrics(
         val.labels, val.probabilities, threshold, config.calibration_bins).items() if k in scoring.CI_METRICS}
     results["ci95"] = scoring.bootstrap_ci(test.labels, test.probabilities, threshold, config.bootstrap,

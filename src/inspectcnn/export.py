@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import re
 import shutil
 import warnings
 from pathlib import Path
@@ -67,61 +66,6 @@ def resolve_formats(params: Params) -> tuple[list[str], dict[str, str]]:
                           + ". Install them, or drop them from export.formats (auto skips what is missing)")
     chosen = [fmt for fmt in candidates if fmt not in reasons]
     return chosen, reasons
-
-
-def failed_ops(text: str) -> list[str]:
-    """Operation types a converter's message says it could not convert (tf2onnx, TFLite, OpenVINO)."""
-    ops: set[str] = set()
-    for pattern in (r"Unsupported ops?:?\s*Counter\(\{([^}]*)\}", r"conversion rule found for operations?: ([\w, ]+)",
-                    r"'tf\.(\w+)' op is neither", r"fused\[\"(\w+):\"", r"unsupported (?:custom )?ops?: ([\w, ]+)"):
-        for match in re.findall(pattern, text):
-            ops.update(re.findall(r"'(\w+)'", match) or [op.strip() for op in match.split(",") if op.strip()])
-    return sorted(ops)
-
-
-def layers_using(model, ops: list[str]) -> list[str]:
-    """The Keras layers whose TensorFlow graph holds any of ``ops`` (names of the model's layers)."""
-    if not ops:
-        return []
-    try:
-        import tensorflow as tf
-
-        shape = (1, *(int(d) for d in model.input.shape[1:]))
-        graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(
-            tf.TensorSpec(shape, tf.float32)).graph.as_graph_def()
-    except Exception:  # noqa: BLE001 - naming the layer is a help, not a requirement
-        return []
-    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
-    paths = [n.name for n in nodes if n.op in ops]
-    known = {layer.name for layer in _all_layers(model)}
-    found = []
-    for path in paths:
-        for part in path.split("/"):
-            name = re.sub(r"_\d+$", "", part)
-            if part in known or name in known:
-                hit = part if part in known else name
-                if hit not in found and hit != model.name:
-                    found.append(hit)
-    return found
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
-
-
-def conversion_error(fmt: str, error: BaseException, model=None) -> str:
-    """One readable line: the format, the operations the converter named and the layers that hold them,
-    then the start of the converter's own message."""
-    text = f"{type(error).__name__}: {error}"
-    ops = failed_ops(text)
-    layers = layers_using(model, ops) if model is not None else []
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    named = (f"unsupported op {', '.join(ops)}" + (f" in layer {', '.join(layers)}" if layers else "") + "; "
-             if ops else "")
-    return f"{fmt}: conversion failed ({named}{' | '.join(lines[:3])[:500]})"
 
 
 def _export_one(model, fmt: str, path: Path, calibration: np.ndarray, spec: dict) -> None:
@@ -188,17 +132,27 @@ def calibration_set(prepared: Path, size: int, channels: int, count: int, seed: 
 def export_champion(params: Params, champion: str, models_dir: Path, prepared: Path, out: Path) -> dict:
     """Export ``models/<champion>`` (with its test-time augmentation) in every chosen format under ``out``;
     returns what reports/export.json holds."""
-    from inspectcnn import artifacts, dihedral, serving
+    from inspectcnn import artifacts, dihedral, ood, serving
     from inspectcnn.models.saving import load_model
 
     chosen, skipped = resolve_formats(params)  # before any long work
     folder = artifacts.model_folder(champion, models_dir)
     evaluation = folder.read_evaluation()
-    model = dihedral.tta_model(load_model(folder.model), evaluation.get("tta", "none"))
+    trained, tta = load_model(folder.model), evaluation.get("tta", "none")
+    model = dihedral.tta_model(trained, tta)
     size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
     spec = serving.entry_spec(champion, model, evaluation, prepared)
     if out.exists():
         shutil.rmtree(out)
+    out.mkdir(parents=True)
+    scored, ood_record = None, {"method": "none"}
+    if params.export.ood.method != "none":
+        try:  # the bank (training split) and threshold (validation) into the spec, checked on the probe sets
+            scored, _, test_scores, ood_record = ood.fit_for_export(trained, tta, prepared, params.export.ood, spec,
+                                                                    params.seed, out)
+        except ood.OodError as error:
+            ood_record = {"method": "none", "reason": str(error)}
+            log.warning("no out-of-distribution score: %s", error)
     serving.write_spec(spec, out)
     images, labels, ids = split_arrays(prepared, "test", size, channels, with_ids=True)
     calibration = (calibration_set(prepared, size, channels, params.export.calibration_size, params.seed)
@@ -206,7 +160,8 @@ def export_champion(params: Params, champion: str, models_dir: Path, prepared: P
     reference = evaluated_probabilities(folder.root, ids, labels)
     log.info("export: the Keras reference is %s", "the evaluate stage's test probabilities (same model, same "
              "images)" if reference is not None else "predicted here (no matching predictions.csv)")
-    rows = export_model(model, spec, chosen, images, labels, calibration, params.export, out, reference)
+    rows = export_model(model, spec, chosen, images, labels, calibration, params.export, out, reference,
+                        ood=(scored, test_scores) if scored is not None else None)
     for fmt, why in skipped.items():
         rows[fmt] = {"format": fmt, "precision": FORMATS[fmt].precision, "status": "skipped", "reason": why}
         log.warning("%s skipped: %s", fmt, why)
@@ -214,14 +169,18 @@ def export_champion(params: Params, champion: str, models_dir: Path, prepared: P
             "test_count": int(len(labels)), "calibration": {"split": "train", "count": int(len(calibration))},
             "tolerances": {"parity": params.export.parity_tolerance,
                            "int8_accuracy_drop": params.export.int8_accuracy_drop},
-            "formats": rows}
+            "formats": rows, "ood": ood_record}
 
 
 def export_model(model, spec: dict, chosen: list[str], images: np.ndarray, labels: np.ndarray,
-                 calibration: np.ndarray, config, out: Path, reference: np.ndarray | None = None) -> dict[str, dict]:
+                 calibration: np.ndarray, config, out: Path, reference: np.ndarray | None = None,
+                 ood: tuple | None = None) -> dict[str, dict]:
     """Each of ``chosen`` written under ``out`` and checked on (images, labels) against ``model`` (whose
     probabilities on ``images`` are ``reference`` when already known); a row per format (and one for Keras
-    itself). One format failing to convert or to run leaves the others."""
+    itself). One format failing to convert or to run leaves the others. ``ood``: (the model with the
+    out-of-distribution score as a second output, the score of each of ``images``): the ONNX file is made
+    from it, and its second output checked against those scores."""
+    from inspectcnn import ood as scoring_ood
     import keras
     from tqdm import tqdm
 
@@ -239,8 +198,12 @@ def export_model(model, spec: dict, chosen: list[str], images: np.ndarray, label
         logging.getLogger(name).setLevel(logging.WARNING)
     for fmt in (bar := tqdm(chosen, desc="export", unit="format", disable=None)):  # a bar only on a terminal
         bar.set_postfix_str(fmt)
-        rows[fmt] = export_format(model, fmt, out / FORMATS[fmt].file, spec, calibration, (images, labels),
-                                  reference, keras_row, config)
+        carries = ood is not None and fmt == "onnx"
+        rows[fmt] = export_format(ood[0] if carries else model, fmt, out / FORMATS[fmt].file, spec, calibration,
+                                  (images, labels), reference, keras_row, config)
+        rows[fmt]["ood_output"] = carries and rows[fmt]["status"] == "ok"
+        if rows[fmt]["ood_output"]:
+            rows[fmt].update(scoring_ood.onnx_parity(out / FORMATS[fmt].file, images, ood[1]))
     return rows
 
 
@@ -260,7 +223,7 @@ def export_format(model, fmt: str, path: Path, spec: dict, calibration: np.ndarr
             warnings.simplefilter("ignore", DeprecationWarning)
             _export_one(model, fmt, path, calibration, spec)
     except Exception as error:  # noqa: BLE001 - one format's converter failing leaves the others to export
-        row.update(status="failed", error=conversion_error(fmt, error, model))
+        row.update(status="failed", error=formats.conversion_error(fmt, error, model))
         log.error("%s", row["error"])
         return row
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -39,7 +40,8 @@ def _open_onnx(path: Path, tta: str = "none"):
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
+    several = len(session.get_outputs()) > 1  # the probability, then the out-of-distribution score
+    return lambda x: session.run(None, {name: x}) if several else session.run(None, {name: x})[0]
 
 
 def _open_litert(path: Path, tta: str = "none"):
@@ -152,8 +154,9 @@ def to_onnx(model, path: Path, calibration: np.ndarray, spec: dict, *, int8: boo
     with tempfile.TemporaryDirectory() as staging:
         source = path
         if int8:
-            source = path.with_name("model.onnx")
-            source = source if source.is_file() else Path(staging) / "model.onnx"
+            source = path.with_name("model.onnx")  # the float file of this export, unless it carries more outputs
+            single = source.is_file() and len(onnx.load(str(source), load_external_data=False).graph.output) == 1
+            source = source if single else Path(staging) / "model.onnx"
         if not source.is_file():
             model.export(str(source), format="onnx", verbose=False)
             _check_onnx(source)
@@ -255,3 +258,61 @@ def file_size(path: Path) -> int:
     if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
         size += path.with_suffix(".bin").stat().st_size
     return size
+
+
+# --------------------------------------------------------------------------- naming what failed to convert
+
+
+def failed_ops(text: str) -> list[str]:
+    """Operation types a converter's message says it could not convert (tf2onnx, TFLite, OpenVINO)."""
+    ops: set[str] = set()
+    for pattern in (r"Unsupported ops?:?\s*Counter\(\{([^}]*)\}", r"conversion rule found for operations?: ([\w, ]+)",
+                    r"'tf\.(\w+)' op is neither", r"fused\[\"(\w+):\"", r"unsupported (?:custom )?ops?: ([\w, ]+)"):
+        for match in re.findall(pattern, text):
+            ops.update(re.findall(r"'(\w+)'", match) or [op.strip() for op in match.split(",") if op.strip()])
+    return sorted(ops)
+
+
+def layers_using(model, ops: list[str]) -> list[str]:
+    """The Keras layers whose TensorFlow graph holds any of ``ops`` (names of the model's layers)."""
+    if not ops:
+        return []
+    try:
+        import tensorflow as tf
+
+        shape = (1, *(int(d) for d in model.input.shape[1:]))
+        graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+            tf.TensorSpec(shape, tf.float32)).graph.as_graph_def()
+    except Exception:  # noqa: BLE001 - naming the layer is a help, not a requirement
+        return []
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    paths = [n.name for n in nodes if n.op in ops]
+    known = {layer.name for layer in _all_layers(model)}
+    found = []
+    for path in paths:
+        for part in path.split("/"):
+            name = re.sub(r"_\d+$", "", part)
+            if part in known or name in known:
+                hit = part if part in known else name
+                if hit not in found and hit != model.name:
+                    found.append(hit)
+    return found
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def conversion_error(fmt: str, error: BaseException, model=None) -> str:
+    """One readable line: the format, the operations the converter named and the layers that hold them,
+    then the start of the converter's own message."""
+    text = f"{type(error).__name__}: {error}"
+    ops = failed_ops(text)
+    layers = layers_using(model, ops) if model is not None else []
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    named = (f"unsupported op {', '.join(ops)}" + (f" in layer {', '.join(layers)}" if layers else "") + "; "
+             if ops else "")
+    return f"{fmt}: conversion failed ({named}{' | '.join(lines[:3])[:500]})"

@@ -61,10 +61,12 @@ def description_and_tags(card: dict, record: dict) -> tuple[str, dict[str, str]]
     return description, tags
 
 
-def register_version(params: Params, card: dict, served, artifacts_beside: list[Path], record: dict) -> str | None:
+def register_version(params: Params, card: dict, served, artifacts_beside: list[Path], record: dict,
+                     ood_bank: Path | None = None) -> str | None:
     """``served`` registered under ``register.registry_name`` with alias ``register.alias`` in its own
-    MLflow run (``register@<entry>``), the files of ``artifacts_beside`` logged with it; its URI, or None
-    when MLflow is optional (``mlflow.required: false``) and could not be reached."""
+    MLflow run (``register@<entry>``), the files of ``artifacts_beside`` logged with it (and ``ood_bank``
+    inside the model, when it outputs its features); its URI, or None when MLflow is optional
+    (``mlflow.required: false``) and could not be reached."""
     from inspectcnn import tracking
     from inspectcnn.tracking import registry
 
@@ -77,18 +79,15 @@ def register_version(params: Params, card: dict, served, artifacts_beside: list[
         for path in artifacts_beside:
             run.log_artifact(path)
         return registry.register_champion(served, card["spec"], registry_name=config.registry_name,
-                                         alias=config.alias, run=run, description=description, tags=tags)
-
-
-def entry_kind(params: Params, name: str) -> str:
-    return "transfer" if name in params.transfer else "ensemble" if name in params.ensembles() else "train"
+                                         alias=config.alias, run=run, description=description, tags=tags,
+                                         ood_bank=ood_bank)
 
 
 def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, champion_path: Path,
         export_dir: Path, export_files: tuple[Path, Path], card_path: Path, out: Path) -> dict:
     """The `register` stage: the model card of the champion into ``card_path``, then its registered version;
     what was registered (or why not) into ``out``."""
-    from inspectcnn import champion as choice, dihedral, model_card
+    from inspectcnn import champion as choice, dihedral, model_card, ood
     from inspectcnn.devices import environment
     from inspectcnn.models.saving import load_model
 
@@ -105,7 +104,13 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
     folder = artifacts.model_folder(name, models_dir)
     evaluation = folder.read_evaluation(with_run=True)
     served = dihedral.tta_model(load_model(folder.model), evaluation.get("tta", "none"))
-    card = card_inputs(name, entry_kind(params, name), evaluation, served, prepared_dir, summary_path, export_dir)
+    card = card_inputs(name, params.kind(name), evaluation, served, prepared_dir, summary_path, export_dir)
+    ood_entry = card["spec"].get("ood")
+    bank = Path(export_dir) / ood_entry["bank"] if ood_entry else None
+    if bank is not None:  # registered with its features as a second output, scored against the export's bank
+        if not bank.is_file():
+            raise FileNotFoundError(f"{bank} not found: run the export stage again (dvc repro export)")
+        served = ood.served_features_model(load_model(folder.model), evaluation.get("tta", "none"))
     config = params.registry
 
     def write_card(registered_as: str | None) -> None:
@@ -114,7 +119,7 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
 
     write_card(f"models:/{config.registry_name}@{config.alias}")
     beside = [card_path, *(p for p in export_files if export and Path(p).is_file())]
-    uri = register_version(params, card, served, beside, record)
+    uri = register_version(params, card, served, beside, record, bank)
     if uri is None:  # MLflow optional and unreachable: the card must not claim a registration
         write_card(None)
     result = {"champion": name, "registry_name": config.registry_name, "alias": config.alias, "uri": uri,

@@ -96,14 +96,32 @@ def read_file(path: Path, spec: dict[str, Any]) -> np.ndarray:
 
 @dataclass
 class Runner:
-    """A model file behind ``predict(float32 NHWC batch) -> probabilities (N,)``."""
+    """A model file behind ``predict(float32 NHWC batch) -> probabilities (N,)``; ``scores`` adds the
+    out-of-distribution score where the file carries it (a second output: the score itself in an exported ONNX
+    file, the features in a Keras copy, scored with ``ood``, the scorer of its inference spec)."""
 
     format: str
     path: Path
     _call: Any
+    ood: Any = None
+
+    def outputs(self, batch: np.ndarray) -> list[np.ndarray]:
+        found = self._call(np.ascontiguousarray(batch, dtype=np.float32))
+        return [np.asarray(o) for o in found] if isinstance(found, (list, tuple)) else [np.asarray(found)]
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._call(np.ascontiguousarray(batch, dtype=np.float32)), dtype=np.float64).reshape(-1)
+        return self.outputs(batch)[0].astype(np.float64).reshape(-1)
+
+    def scores(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities (N,), out-of-distribution scores (N,) or None when this copy carries none)."""
+        found = self.outputs(batch)
+        probabilities = found[0].astype(np.float64).reshape(-1)
+        if len(found) < 2:
+            return probabilities, None
+        second = found[1].reshape(len(probabilities), -1)
+        if second.shape[1] == 1:  # the score, computed in the file's graph
+            return probabilities, second[:, 0].astype(np.float64)
+        return probabilities, (self.ood(second) if self.ood is not None else None)
 
 
 def format_of(path: Path) -> str:
@@ -198,6 +216,12 @@ def find_spec(path: Path, prepared: Path | None = None) -> tuple[dict[str, Any] 
 
 def served_runner(path: Path, spec: dict[str, Any]) -> Runner:
     """``path`` served as it was evaluated: a pipeline's bare ``.keras`` file gets its spec's test-time
-    augmentation built in; a registered or exported copy (``inference.json`` beside it) already has it."""
+    augmentation built in; a registered or exported copy (``inference.json`` beside it) already has it, and
+    its out-of-distribution scorer when the spec has one (the feature bank beside it)."""
+    from inspectcnn import ood
+
     bare_keras = path.suffix == ".keras" and not (path.parent / SPEC_FILE).is_file()
-    return open_runner(path, tta=spec.get("tta", "none") if bare_keras else "none")
+    runner = open_runner(path, tta=spec.get("tta", "none") if bare_keras else "none")
+    if not bare_keras and spec.get("ood"):
+        runner.ood = ood.load(spec, path.parent)
+    return runner

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from inspectcnn.config.sections import (
     ENSEMBLE,
+    AnomalyConfig,
     EXPORT_FORMATS,
     AugmentConfig,
     DataConfig,
@@ -26,6 +27,7 @@ from inspectcnn.config.sections import (
     HealthConfig,
     MlflowConfig,
     ModelEntry,
+    OodConfig,
     RegisterConfig,
     ReportConfig,
     SplitConfig,
@@ -35,8 +37,8 @@ from inspectcnn.config.sections import (
 from inspectcnn.errors import UserError
 
 __all__ = [
-    "ENSEMBLE", "EXPORT_FORMATS", "PARAMS_FILE", "AugmentConfig", "ConfigError", "DataConfig", "EnsembleConfig",
-    "EvaluateConfig", "ExportConfig", "FitConfig", "HealthConfig", "MlflowConfig", "ModelEntry", "Params", "RegisterConfig",
+    "ENSEMBLE", "EXPORT_FORMATS", "PARAMS_FILE", "AnomalyConfig", "AugmentConfig", "ConfigError", "DataConfig", "EnsembleConfig",
+    "EvaluateConfig", "ExportConfig", "FitConfig", "HealthConfig", "MlflowConfig", "ModelEntry", "OodConfig", "Params", "RegisterConfig",
     "ReportConfig", "SplitConfig", "TrainConfig", "TransferConfig", "load_params", "parse_params", "read_raw",
 ]
 
@@ -59,6 +61,8 @@ class Params(Frozen):
     # Only the keys given are overrides of ``train``; merged by :meth:`model`.
     models: dict[str, ModelEntry] = Field(default_factory=dict, strict=False)
     transfer: dict[str, TransferConfig] = Field(default_factory=dict, strict=False)
+    # detectors fitted on good training cells only (no defect labels), evaluated like every entry
+    anomaly: dict[str, AnomalyConfig] = Field(default_factory=dict, strict=False)
     ensemble: EnsembleConfig = EnsembleConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
@@ -77,10 +81,13 @@ class Params(Frozen):
 
     @model_validator(mode="after")
     def _distinct_entries(self) -> Params:
-        shared = sorted(set(self.models) & set(self.transfer))
-        if shared:
-            raise ValueError(f"models and transfer share entry names {shared}: both write models/<name>/, rename one")
-        if ENSEMBLE in self.models or ENSEMBLE in self.transfer:
+        sections = {"models": self.models, "transfer": self.transfer, "anomaly": self.anomaly}
+        for first, second in (("models", "transfer"), ("models", "anomaly"), ("transfer", "anomaly")):
+            shared = sorted(set(sections[first]) & set(sections[second]))
+            if shared:
+                raise ValueError(f"{first} and {second} share entry names {shared}: both write models/<name>/, "
+                                 "rename one")
+        if any(ENSEMBLE in entries for entries in sections.values()):
             raise ValueError(f"the entry name {ENSEMBLE!r} is the ensemble's folder (models/{ENSEMBLE}); rename the entry")
         candidates = self.ensemble.candidates
         if candidates != "auto" and not candidates:
@@ -100,19 +107,38 @@ class Params(Frozen):
         return [*self.models, *self.transfer] if candidates == "auto" else list(candidates)
 
     def entries(self) -> list[str]:
-        """Every evaluated model: the models entries, the transfer experiments, then the ensemble."""
-        return [*self.models, *self.transfer, *self.ensembles()]
+        """Every evaluated model: the models entries, the transfer experiments, the anomaly detectors, then the
+        ensemble."""
+        return [*self.models, *self.transfer, *self.anomaly, *self.ensembles()]
+
+    def kind(self, name: str) -> str:
+        """What an entry is, as every table names it: train (from scratch), transfer, anomaly (no defect labels)
+        or ensemble."""
+        sections = (("train", self.models), ("transfer", self.transfer), ("anomaly", self.anomaly),
+                    ("ensemble", self.ensembles()))
+        return next((kind for kind, names in sections if name in names), "train")
+
+    def tta(self, name: str) -> str:
+        """The test-time augmentation an entry is evaluated and served with: evaluate.tta, except for an
+        anomaly detector (a Gaussian per position of an aligned cell: a rotated view is a different cell)."""
+        return "none" if name in self.anomaly else self.evaluate.tta
 
     def check_entry(self, name: str, section: str | None = None) -> str:
-        """``name`` if it is an entry of ``section`` (models / transfer; default any), else a ConfigError."""
-        known = {"models": list(self.models), "transfer": list(self.transfer), None: self.entries()}[section]
+        """``name`` if it is an entry of ``section`` (models / transfer / anomaly; default any), else a
+        ConfigError."""
+        known = {"models": list(self.models), "transfer": list(self.transfer), "anomaly": list(self.anomaly),
+                 None: self.entries()}[section]
         if name not in known:
-            where = f"{section}.{name}" if section else f"{name}: not an entry of models:, transfer: or the ensemble;"
+            where = (f"{section}.{name}" if section
+                     else f"{name}: not an entry of models:, transfer:, anomaly: or the ensemble;")
             raise ConfigError(f"{where} no such entry in params.yaml; entries: {sorted(known)}")
         return name
 
     def transfer_config(self, name: str) -> TransferConfig:
         return self.transfer[self.check_entry(name, "transfer")]
+
+    def anomaly_config(self, name: str) -> AnomalyConfig:
+        return self.anomaly[self.check_entry(name, "anomaly")]
 
     def model(self, name: str) -> TrainConfig:
         """The training config of one ``models`` entry: ``train`` defaults with the entry's overrides."""

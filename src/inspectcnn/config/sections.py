@@ -299,6 +299,48 @@ class EnsembleConfig(Frozen):
     metric: Literal["roc_auc", "pr_auc"] = "roc_auc"
 
 
+class OodConfig(Frozen):
+    """``export.ood``: the out-of-distribution score that travels with the exported champion (inspectcnn.ood).
+
+    The distance of an image's penultimate features (L2-normalised, averaged over its test-time views) to
+    the k-th nearest such feature of the training split (Sun et al. 2022); images scoring above the
+    threshold, the ``pass_rate`` quantile of the validation split's scores, are out of distribution."""
+
+    method: Literal["knn", "none"] = "knn"  # none: no score, every image gets a decision
+    k: int = Field(10, ge=1, le=1000)
+    pass_rate: float = Field(0.95, gt=0.5, lt=1.0)  # share of validation cells (in distribution) that pass
+
+
+class AnomalyConfig(Frozen):
+    """One ``anomaly.<name>`` entry: a detector fitted on the good cells of the training split only (no defect
+    labels), evaluated like every model. PaDiM (Defard et al. 2021): a Gaussian per position of a grid of
+    pretrained patch features; an image's score is the largest Mahalanobis distance on its grid."""
+
+    method: Literal["padim"] = "padim"
+    backbone: str = "efficientnet_lite0"  # an EfficientNet-Lite backbone (weights imagenet-lite, offline)
+    image_size: int = Field(224, ge=64, le=1024)
+    # the stages whose outputs make a patch feature (EfficientNet's stage numbers, 1-7): stride 4, 8, 16
+    stages: tuple[int, ...] = Field((2, 3, 5), strict=False)
+    dims: int = Field(100, ge=2, le=1024)  # channels kept (a seeded random choice, as PaDiM does)
+    epsilon: float = Field(0.01, gt=0.0)  # added to every covariance diagonal
+    batch_size: int = Field(32, ge=1)
+
+    @field_validator("backbone")
+    @classmethod
+    def _lite_backbone(cls, value: str) -> str:
+        if value not in BACKBONES or BACKBONES[value].preprocessing != "lite":
+            lite = [name for name, b in BACKBONES.items() if b.preprocessing == "lite"]
+            raise ValueError(f"the anomaly detector runs on an EfficientNet-Lite backbone: one of {', '.join(lite)}")
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(not 1 <= s <= 7 for s in value) or list(value) != sorted(set(value)):
+            raise ValueError("stages: increasing stage numbers between 1 and 7, e.g. [2, 3, 5]")
+        return value
+
+
 EXPORT_FORMATS = ("onnx", "onnx_int8", "openvino", "openvino_int8", "litert", "litert_float16", "litert_int8")
 
 
@@ -315,6 +357,7 @@ class ExportConfig(Frozen):
     float16_parity_tolerance: float = Field(5e-3, gt=0.0, le=1.0)
     int8_accuracy_drop: float = Field(0.01, ge=0.0, le=1.0)  # int8 formats: allowed test accuracy drop
     latency_runs: int = Field(50, ge=1, le=10_000)  # batch-1 latency: the median of this many calls
+    ood: OodConfig = OodConfig()
     # fail: a format that was to be exported but failed to convert or to run fails the stage (and `make run`)
     # after every other format is written and reports/export.json lists why; warn: the pipeline goes on and
     # the report's summary box and the end of `make run` name it.

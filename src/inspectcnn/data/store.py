@@ -143,3 +143,41 @@ def read_index(prepared_dir: str | Path, split: str) -> tuple[list[str], list[in
     with split_index(prepared_dir, split).open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return [r["id"] for r in rows], [int(r["label"]) for r in rows], [r["group"] for r in rows]
+
+
+def write_subset(prepared_dir: Path, out_dir: Path, split: str, keep: set[str]) -> dict:
+    """A prepared folder at ``out_dir`` equal to ``prepared_dir`` but with ``split`` reduced to the ids in
+    ``keep`` (the other splits' shards copied byte for byte, the manifest filtered alike): what a
+    label-efficiency experiment trains on. Returns the new ``meta.json``."""
+    import shutil
+
+    prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
+    meta = read_meta(prepared_dir)
+    ids, labels_, groups = read_index(prepared_dir, split)
+    unknown = sorted(set(keep) - set(ids))
+    if unknown:
+        raise PrepareError(f"{len(unknown)} ids to keep are not in the {split} split, e.g. {unknown[:3]}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shape = tuple(int(d) for d in np.load(shard_files(prepared_dir, split, meta)[0], mmap_mode="r").shape[1:])
+    writer = ShardWriter(out_dir, split, int(meta.get("shard_size") or 1024), len(keep), shape)
+    offset = 0
+    for file in shard_files(prepared_dir, split, meta):
+        shard = np.load(file, mmap_mode="r")
+        for row in range(len(shard)):
+            index = offset + row
+            if ids[index] in keep:
+                writer.write(shard[row], labels_[index], ids[index], groups[index])
+        offset += len(shard)
+    writer.close()
+    splits = dict(meta["splits"])
+    splits[split] = {**splits[split], "count": writer.count, "shards": writer.files}
+    for other in splits:
+        if other != split:
+            for name in splits[other]["shards"]:
+                shutil.copyfile(prepared_dir / name, out_dir / name)
+            shutil.copyfile(split_index(prepared_dir, other), split_index(out_dir, other))
+    write_manifest(out_dir, [row for row in read_manifest(prepared_dir)
+                             if row["split"] != split or row["id"] in keep])
+    new_meta = {k: v for k, v in {**meta, "splits": splits}.items() if k != "format"}
+    write_meta(out_dir, new_meta)
+    return read_meta(out_dir)

@@ -35,6 +35,8 @@ class Summary:
 
 def layer_macs(layer: keras.layers.Layer) -> int:
     """Multiply-accumulates of one layer for one image (0 for layers without weights to multiply)."""
+    if isinstance(layer, keras.Model):  # a nested model (one output or several): its own layers
+        return count_macs(layer)
     out = layer.output.shape
     if isinstance(layer, layers.SeparableConv2D):
         kh, kw = layer.kernel_size
@@ -52,8 +54,11 @@ def layer_macs(layer: keras.layers.Layer) -> int:
         for dim in out[1:-1]:
             positions *= dim
         return positions * layer.input.shape[-1] * layer.units
-    if isinstance(layer, keras.Model):
-        return count_macs(layer)
+    if isinstance(layer, layers.EinsumDense):  # every output element sums over the kernel's contracted axis
+        size = 1
+        for dim in out[1:]:
+            size *= dim
+        return size * int(layer.kernel.shape[-2])
     return 0
 
 

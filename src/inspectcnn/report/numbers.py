@@ -25,7 +25,7 @@ TIMING_COLUMNS = ("latency_b1_ms", "throughput_img_s", "train_wall_s")
 @dataclass
 class Entry:
     name: str
-    kind: str  # train | transfer | ensemble
+    kind: str  # train | transfer | anomaly | ensemble (Params.kind)
     eval: dict
     training: dict
     history: list[dict]
@@ -39,8 +39,7 @@ def collect(params: Params, models_dir: Path) -> list[Entry]:
     for name in params.entries():
         folder = artifacts.model_folder(name, models_dir)
         entries.append(Entry(
-            name=name, kind="transfer" if name in params.transfer else "ensemble" if name in params.ensembles()
-            else "train",
+            name=name, kind=params.kind(name),
             eval=folder.read_evaluation(with_run=True), training=folder.read_training(),
             history=read_table(folder.history) if folder.history.is_file() else [], roc=read_table(folder.roc),
             pr=read_table(folder.pr), predictions=read_table(folder.predictions),

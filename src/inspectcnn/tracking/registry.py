@@ -26,10 +26,12 @@ def logged_model_uri(run_id: str) -> str | None:
 
 
 def register_champion(served_model, spec: dict[str, Any], *, registry_name: str, run, description: str,
-                      tags: dict[str, str], alias: str = "champion") -> str | None:
+                      tags: dict[str, str], alias: str = "champion", ood_bank: Path | None = None) -> str | None:
     """Log ``served_model`` (the champion with its test-time augmentation) with its inference ``spec`` as the
     pyfunc of :mod:`inspectcnn.champion_pyfunc` into ``run`` (a :class:`Run`), register it under ``registry_name`` with ``description``
-    and ``tags`` on the version, point ``alias`` at it; returns ``models:/<name>@<alias>``."""
+    and ``tags`` on the version, point ``alias`` at it; returns ``models:/<name>@<alias>``. With ``ood_bank`` (the
+    spec's feature bank; ``served_model`` then outputs its features too) the model returns the
+    out-of-distribution columns as well."""
     import tempfile
     from importlib.metadata import version
 
@@ -48,7 +50,8 @@ def register_champion(served_model, spec: dict[str, Any], *, registry_name: str,
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype("float32"), (-1, shape["size"], shape["size"], shape["channels"]),
                                   "image")]),
-        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "class")]),
+        outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "class"),
+                        *([ColSpec("double", "ood_score"), ColSpec("boolean", "in_distribution")] if ood_bank else [])]),
         params=ParamSchema([ParamSpec("threshold", "double", float(spec["threshold"]))]),
     )
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), interrupts.deferred():
@@ -57,8 +60,10 @@ def register_champion(served_model, spec: dict[str, Any], *, registry_name: str,
         spec_file = write_spec(spec, Path(folder))
         info = mlflow.pyfunc.log_model(
             name="champion", python_model=str(Path(__file__).parent.parent / "champion_pyfunc.py"),
-            artifacts={"keras_model": str(Path(folder) / MODEL_FILE), "inference": str(spec_file)},
-            signature=signature, pip_requirements=[*model_requirements(), f"pandas=={version('pandas')}"],
+            artifacts={"keras_model": str(Path(folder) / MODEL_FILE), "inference": str(spec_file),
+                       **({"ood_bank": str(ood_bank)} if ood_bank else {})},
+            signature=signature, pip_requirements=[*model_requirements(), f"pandas=={version('pandas')}",
+                                                   *([f"scikit-learn=={version('scikit-learn')}"] if ood_bank else [])],
         )
         registered = mlflow.register_model(info.model_uri, registry_name)
         client = MlflowClient(tracking_uri())
