@@ -32,6 +32,8 @@ models:
   simple_cnn: {learning_rate: 0.001}
 transfer:
   tiny_hed: {weights: hed-vgg16, image_size: 32, head: [8], frozen_epochs: 1, finetune_epochs: 1}
+anomaly:
+  tiny_padim: {image_size: 32, dims: 16}
 evaluate: {latency_runs: 2, latency_batch: 8, tta: dihedral, bootstrap: 50}
 ensemble: {candidates: auto, max_members: 3}
 report: {rank_by: roc_auc, gradcam_per_category: 1, error_gallery: 4}

@@ -110,6 +110,8 @@ export: {formats: [onnx], calibration_size: 16, latency_runs: 3}
 health: {folds: 2, feature_size: 32}
 transfer:
   tiny_hed: {weights: hed-vgg16, image_size: 32, head: [8], frozen_epochs: 2, finetune_epochs: 1}
+anomaly:
+  tiny_padim: {image_size: 32, dims: 16}
 """
 
 

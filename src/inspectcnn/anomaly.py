@@ -145,13 +145,6 @@ def score_model(model):
     return keras.Model(model.input, [model.output, model.get_layer("image_score").output], name="padim_scores")
 
 
-def map_model(model):
-    """image -> the anomaly map (B, grid, grid) of a detector."""
-    import keras
-
-    return keras.Model(model.input, model.get_layer("anomaly_map").output, name="padim_map")
-
-
 def good_features(features_model, prepared: Path, split: str, batch_size: int) -> np.ndarray:
     """The patch features of the good cells (label 0) of ``split``; no other label is read."""
     from inspectcnn.data.dataset import load_split
@@ -199,7 +192,7 @@ def onnx_parity(model, prepared: Path, folder: Path) -> dict:
     validation split: max |delta| of the probability and of the image score (relative)."""
     import onnxruntime
 
-    from inspectcnn.export import split_arrays
+    from inspectcnn.data.dataset import load_split
     from inspectcnn.formats import to_onnx
 
     scored = score_model(model)
@@ -208,12 +201,13 @@ def onnx_parity(model, prepared: Path, folder: Path) -> dict:
     path = ModelFolder(folder).onnx
     scored.predict_on_batch(np.zeros((1, *scored.input.shape[1:]), np.float32))
     to_onnx(scored, path, np.zeros((0,)), {"threshold": None, "model": folder.name})
-    images, _ = split_arrays(prepared, "val", int(model.input.shape[1]), int(model.input.shape[-1]))
+    data = load_split(prepared, "val", image_size=int(model.input.shape[1]), batch_size=32,
+                      channels=int(model.input.shape[-1]))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     keras_p, keras_s, onnx_p, onnx_s = [], [], [], []
-    for start in range(0, len(images), 32):
-        batch = images[start:start + 32]
+    for index in range(len(data)):
+        batch = data[index][0]
         p, s = scored.predict_on_batch(batch)
         q, t = session.run(None, {name: batch})
         keras_p.append(np.ravel(p)), keras_s.append(np.ravel(s)), onnx_p.append(np.ravel(q)), onnx_s.append(np.ravel(t))
@@ -221,7 +215,7 @@ def onnx_parity(model, prepared: Path, folder: Path) -> dict:
     return {"onnx_probability_max_delta": float(f"{np.abs(kp - op).max():.3g}"),
             "onnx_score_max_delta": float(f"{np.abs(ks - os_).max():.3g}"),
             "onnx_score_max_relative_delta": float(f"{(np.abs(ks - os_) / np.abs(ks)).max():.3g}"),
-            "onnx_checked_on": f"val ({len(images)} cells)"}
+            "onnx_checked_on": f"val ({len(kp)} cells)"}
 
 
 def run(name: str, params: Params, prepared: Path, out_dir: Path) -> dict:

@@ -132,7 +132,7 @@ def calibration_set(prepared: Path, size: int, channels: int, count: int, seed: 
 def export_champion(params: Params, champion: str, models_dir: Path, prepared: Path, out: Path) -> dict:
     """Export ``models/<champion>`` (with its test-time augmentation) in every chosen format under ``out``;
     returns what reports/export.json holds."""
-    from inspectcnn import artifacts, dihedral, ood, serving
+    from inspectcnn import artifacts, dihedral, ood, ood_probes, serving
     from inspectcnn.models.saving import load_model
 
     chosen, skipped = resolve_formats(params)  # before any long work
@@ -148,7 +148,7 @@ def export_champion(params: Params, champion: str, models_dir: Path, prepared: P
     scored, ood_record = None, {"method": "none"}
     if params.export.ood.method != "none":
         try:  # the bank (training split) and threshold (validation) into the spec, checked on the probe sets
-            scored, _, test_scores, ood_record = ood.fit_for_export(trained, tta, prepared, params.export.ood, spec,
+            scored, _, test_scores, ood_record = ood_probes.fit_for_export(trained, tta, prepared, params.export.ood, spec,
                                                                     params.seed, out)
         except ood.OodError as error:
             ood_record = {"method": "none", "reason": str(error)}
@@ -180,7 +180,7 @@ def export_model(model, spec: dict, chosen: list[str], images: np.ndarray, label
     itself). One format failing to convert or to run leaves the others. ``ood``: (the model with the
     out-of-distribution score as a second output, the score of each of ``images``): the ONNX file is made
     from it, and its second output checked against those scores."""
-    from inspectcnn import ood as scoring_ood
+    from inspectcnn import ood_probes
     import keras
     from tqdm import tqdm
 
@@ -203,7 +203,7 @@ def export_model(model, spec: dict, chosen: list[str], images: np.ndarray, label
                                   (images, labels), reference, keras_row, config)
         rows[fmt]["ood_output"] = carries and rows[fmt]["status"] == "ok"
         if rows[fmt]["ood_output"]:
-            rows[fmt].update(scoring_ood.onnx_parity(out / FORMATS[fmt].file, images, ood[1]))
+            rows[fmt].update(ood_probes.onnx_parity(out / FORMATS[fmt].file, images, ood[1]))
     return rows
 
 

@@ -32,7 +32,7 @@ from inspectcnn.report.numbers import (
     scratch_comparison,
     significance,
 )
-from inspectcnn.report.pages import error_gallery, figures, gradcam_figures, render
+from inspectcnn.report.pages import anomaly_figures, error_gallery, figures, gradcam_figures, render
 
 __all__ = ["Entry", "champion_reason", "collect", "pareto_front", "ranking", "run"]
 
@@ -88,6 +88,7 @@ def _context(params: Params, entries: list[Entry], rows: list[dict], models: dic
         "front_macs": sorted(front_macs), "front_latency": sorted(front_latency),
         "figures": figures(entries, rows, front_macs, front_latency),
         "gradcams": gradcam_figures(entries, models, prepared_dir, config.gradcam_per_category),
+        "anomaly_maps": anomaly_figures(entries, models, prepared_dir, champion, config.gradcam_per_category),
         "groups": {e.name: e.eval["groups"] for e in entries if e.eval["groups"]},
         "data": data,
         "architectures": architecture_table(entries, models),

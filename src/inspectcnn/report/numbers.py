@@ -47,6 +47,11 @@ def collect(params: Params, models_dir: Path) -> list[Entry]:
     return entries
 
 
+def kind_name(kind: str) -> str:
+    """An entry's kind as the tables name it: an anomaly detector says what it was trained without."""
+    return "anomaly (no defect labels)" if kind == "anomaly" else kind
+
+
 def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
     """Names not dominated: no other model is at least as accurate and at most as costly (one strictly)."""
     front = set()
@@ -65,7 +70,7 @@ def ranking(entries: list[Entry], rank_by: str) -> list[dict]:
     for entry in entries:
         e = entry.eval
         rows.append({
-            "model": entry.name, "kind": entry.kind,
+            "model": entry.name, "kind": kind_name(entry.kind),
             **{k: e[k] for k in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
                                  "brier", "ece", "threshold")},
             "params": e["cost"]["params"], "macs": e["cost"]["macs"],
@@ -189,7 +194,7 @@ def significance(entries: list[Entry], champion: str, metric: str, resamples: in
             continue
         result = paired_bootstrap(labels, [best[i][1] for i in ids], [other[i][1] for i in ids], metric,
                                   (champion_threshold, threshold), resamples, seed)
-        out.append({"model": entry.name, "kind": entry.kind, **result})
+        out.append({"model": entry.name, "kind": kind_name(entry.kind), **result})
     return out
 
 

@@ -108,7 +108,7 @@ def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_
     plt = plots.plt
     found = {}
     for entry in entries:
-        if entry.kind == "ensemble":  # its members have their own maps
+        if entry.kind in ("ensemble", "anomaly"):  # members have their own maps; a detector has anomaly maps
             continue
         model = models[entry.name]
         size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
@@ -136,6 +136,59 @@ def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_
             axis.set_title(f"{category} p={float(pick['probability']):.2f}", fontsize=8)
             axis.axis("off")
         figure.suptitle(entry.name, fontsize=9)
+        found[entry.name] = png(figure)
+    return found
+
+
+def champion_picks(entry: Entry, per_category: int) -> list[tuple[str, dict]]:
+    """The champion's most confident true positives, false positives and false negatives of the test split."""
+    picks = []
+    for category, (actual, predicted) in (("TP", (1, 1)), ("FP", (0, 1)), ("FN", (1, 0))):
+        chosen = [p for p in entry.predictions if int(p["actual"]) == actual and int(p["predicted"]) == predicted]
+        chosen.sort(key=lambda p: -abs(float(p["probability"]) - 0.5))
+        picks += [(category, p) for p in chosen[:per_category]]
+    return picks
+
+
+def anomaly_figures(entries: list[Entry], models: dict, prepared_dir: Path, champion: str,
+                    per_category: int) -> dict[str, str]:
+    """For each anomaly detector: the champion's Grad-CAM (top row) and the detector's anomaly map (bottom row)
+    on the same test cells (the champion's most confident TP, FP and FN), each with its own score."""
+    import keras
+
+    from inspectcnn.gradcam import gradcam
+
+    detectors = [e for e in entries if e.kind == "anomaly"]
+    by_name = {e.name: e for e in entries}
+    picks = champion_picks(by_name[champion], max(per_category, 1))
+    if not detectors or not picks:
+        return {}
+    plt, found = plots.plt, {}
+    best = models[champion]
+    has_features = any(layer.name == "features" for layer in best.layers)
+    cells = test_images(prepared_dir, {p["id"] for _, p in picks}, int(best.input.shape[1]), int(best.input.shape[-1]))
+    for entry in detectors:
+        model = models[entry.name]
+        mapper = keras.Model(model.input, model.get_layer("anomaly_map").output)  # (B, grid, grid, 1)
+        size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
+        own = test_images(prepared_dir, {p["id"] for _, p in picks}, size, channels)
+        scores = {p["id"]: float(p["probability"]) for p in entry.predictions}
+        figure, axes = plt.subplots(2, len(picks), figsize=(2.2 * len(picks), 5.0), squeeze=False)
+        for column, (category, pick) in enumerate(picks):
+            top, bottom = axes[0][column], axes[1][column]
+            top.imshow(cells[pick["id"]][..., 0], cmap="gray", vmin=0, vmax=1)
+            if has_features:
+                top.imshow(gradcam(best, cells[pick["id"]]), cmap="jet", alpha=0.4)
+            top.set_title(f"{champion} {category} p={float(pick['probability']):.2f}", fontsize=7)
+            image = own[pick["id"]]
+            heat = np.asarray(mapper.predict_on_batch(image[None]))[0, :, :, 0]
+            bottom.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
+            bottom.imshow(heat, cmap="jet", alpha=0.4, extent=(-0.5, size - 0.5, size - 0.5, -0.5),
+                          interpolation="bilinear")
+            bottom.set_title(f"{entry.name} score={scores.get(pick['id'], float('nan')):.2f}", fontsize=7)
+            top.axis("off"), bottom.axis("off")
+        figure.suptitle(f"{champion}'s Grad-CAM (top) and {entry.name}'s anomaly map (bottom, red: far from the "
+                        "good cells at that position)", fontsize=8)
         found[entry.name] = png(figure)
     return found
 
