@@ -11,8 +11,8 @@ pooled or upsampled to the stride-8 grid and concatenated (a patch feature per g
 choice of ``dims`` channels (a fixed 0/1 ``Dense``) -> per position p, the whitened deviation
 W_p (x - mu_p) (one ``EinsumDense``; W_p is the inverse Cholesky factor of the position's covariance, so the
 squared norm is the squared Mahalanobis distance) -> the squared norm per position (``anomaly_map``) -> its
-maximum over the grid (``image_score``) -> a fixed logistic of that score standardised by the good training
-cells' scores (``predictions``: in (0, 1), ordered as the score, **not** a calibrated probability).
+maximum over the grid (``image_score``) -> s / (s + c), c the good training cells' median score
+(``predictions``: in [0, 1), ordered as the score, 0.5 at c; **not** a calibrated probability).
 
 Its decision threshold is chosen on validation by the evaluate stage like every other entry's.
 """
@@ -54,8 +54,6 @@ def extractor(config: AnomalyConfig, channels: int, seed: int):
     from inspectcnn.config import TransferConfig
     from inspectcnn.transfer.base import load_base, preprocess
 
-    if config.image_size % 32:
-        raise ValueError(f"anomaly image_size {config.image_size}: a multiple of 32 (the backbone's stride)")
     base = load_base(TransferConfig(backbone=config.backbone, weights=LITE_WEIGHTS, image_size=config.image_size))
     names = stage_outputs(BACKBONES[config.backbone].constructor)
     taps = keras.Model(base.input, [base.get_layer(names[s]).output for s in config.stages], name="backbone")
@@ -115,7 +113,7 @@ def max_distances(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray, ch
     return np.concatenate(scores)
 
 
-def detector(features_model, kernel: np.ndarray, bias: np.ndarray, center: float, scale: float):
+def detector(features_model, kernel: np.ndarray, bias: np.ndarray, center: float):
     """The whole detector (:mod:`inspectcnn.anomaly`'s docstring) on top of ``features_model``."""
     import keras
     from keras import layers
@@ -132,9 +130,11 @@ def detector(features_model, kernel: np.ndarray, bias: np.ndarray, center: float
     total.set_weights([np.ones((dims, 1), np.float32)])
     anomaly_map = layers.Reshape((grid, grid, 1), name="anomaly_map")(distance)
     score = layers.GlobalMaxPooling2D(name="image_score")(anomaly_map)
-    output = layers.Dense(1, activation="sigmoid", trainable=False, dtype="float32", name="predictions")
+    # softsign(s / c) = s / (s + c): 0.5 at the good training cells' median score, monotone, and never saturated
+    # in float32 (a logistic of the standardised score rounds every cell far from the training cells to 1.0)
+    output = layers.Dense(1, activation="softsign", trainable=False, dtype="float32", name="predictions")
     probability = output(score)
-    output.set_weights([np.array([[1.0 / scale]], np.float32), np.array([-center / scale], np.float32)])
+    output.set_weights([np.array([[1.0 / center]], np.float32), np.zeros((1,), np.float32)])
     return keras.Model(features_model.input, probability, name="padim")
 
 
@@ -173,14 +173,14 @@ def fit(config: AnomalyConfig, prepared: Path, seed: int):
     extracted = time.perf_counter()
     kernel, bias = fit_gaussians(features, config.epsilon)
     scores = max_distances(features, kernel, bias)
-    center, scale = float(np.median(scores)), float(scores.std() or 1.0)
-    model = detector(features_model, kernel, bias, center, scale)
+    center = float(np.median(scores))
+    model = detector(features_model, kernel, bias, center)
     fitted = time.perf_counter()
     positions, dims = bias.shape
     return model, {
         "method": config.method, "good_train_cells": int(len(features)), "grid": int(round(positions ** 0.5)),
         "patch_channels": int(features_model.get_layer("patch_select").kernel.shape[0]), "dims": int(dims),
-        "train_score_median": round(center, 4), "train_score_std": round(scale, 4),
+        "train_score_median": round(center, 4),
         "feature_extraction_s": round(extracted - started, 1), "fit_s": round(fitted - extracted, 1),
         "wall_time_s": round(fitted - started, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

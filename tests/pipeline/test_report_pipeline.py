@@ -25,16 +25,18 @@ def project(tmp_path_factory):
 
 def test_report_names_every_model_and_embeds_each_figure(project):
     html = (project / "reports" / "report.html").read_text()
-    for name in ("lenet", "simple_cnn", "tiny_hed"):
+    for name in ("lenet", "simple_cnn", "tiny_hed", "tiny_padim"):
         assert name in html
     for figure in ("ROC and PR curves", "accuracy against MACs", "confusion matrices", "learning curves",
-                   "Grad-CAM lenet"):
+                   "Grad-CAM lenet", "anomaly map tiny_padim"):
         assert re.search(f'alt="{figure}[^"]*" src="data:image/png;base64,[A-Za-z0-9+/=]{{200,}}"', html), figure
     assert "http://" not in html and "https://" not in html  # self-contained
     summary = json.loads((project / "reports" / "summary.json").read_text())
-    assert summary["champion"] in ("lenet", "simple_cnn", "tiny_hed", "ensemble") and summary["models"] == 4
+    assert summary["champion"] in ("lenet", "simple_cnn", "tiny_hed", "tiny_padim", "ensemble")
+    assert summary["models"] == 5
     markdown = (project / "reports" / "report.md").read_text()
     assert "Champion" in markdown and "| ensemble | ensemble |" in markdown
+    assert "| tiny_padim | anomaly (no defect labels) |" in markdown  # in the table and the paired comparison
     # every test accuracy and ROC-AUC carries its bootstrap interval; the runner-ups are tested against the champion
     assert len(re.findall(r"\| \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] \|", markdown)) >= 4
     assert "paired bootstrap on the same test cells" in markdown
@@ -128,13 +130,19 @@ def test_registered_champion_labels_at_its_validation_threshold(project):
     threshold = _eval(project, champion)["threshold"]
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/inspectcnn-champion@champion")
+    from inspectcnn.data.dataset import load_split
+
     shape = model.metadata.get_input_schema().inputs[0].shape
-    x = np.random.default_rng(0).random((6, *shape[1:]), dtype=np.float32)
+    x = load_split(project / "data" / "prepared", "test", image_size=shape[1], batch_size=64, channels=1)[0][0]
     out = model.predict(x)
-    assert list(out.columns) == ["probability", "label", "class"]
-    assert (out["label"] == (out["probability"] >= threshold).astype(int)).all()
-    assert set(out["class"]) <= {"defect", "ok"}
-    assert (model.predict(x, params={"threshold": 0.0})["label"] == 1).all()  # an explicit override still works
+    assert list(out.columns) == ["probability", "label", "class", "ood_score", "in_distribution"]
+    inside = out[out["in_distribution"]]
+    assert len(inside) >= len(out) // 2  # test cells: mostly in distribution
+    assert (inside["label"] == (inside["probability"] >= threshold).astype(int)).all()
+    assert set(inside["class"]) <= {"defect", "ok"}
+    assert (model.predict(x, params={"threshold": 0.0})["label"][out["in_distribution"]] == 1).all()  # an override
+    noise = model.predict(np.random.default_rng(0).random((6, *shape[1:]), dtype=np.float32))
+    assert (~noise["in_distribution"]).all() and (noise["label"] == -1).all() and set(noise["class"]) == {"unknown"}
     version = MlflowClient().get_model_version_by_alias("inspectcnn-champion", "champion")
     assert float(version.tags["threshold"]) == pytest.approx(threshold)
     assert version.tags["entry"] == champion and len(version.tags["data_manifest_sha256"]) == 64
@@ -175,6 +183,54 @@ def test_export_stage_writes_checked_files_and_the_model_card(project):
         assert text in card, text
     html = (project / "reports" / "report.html").read_text()
     assert "Deployment" in html and "model_int8.tflite" in html
+
+
+def test_export_carries_the_out_of_distribution_score_in_the_spec_and_the_onnx_file(project):
+    import numpy as np
+    import onnxruntime
+
+    export = json.loads((project / "reports" / "export.json").read_text())
+    spec = json.loads((project / "reports" / "export" / "inference.json").read_text())
+    ood = export["ood"]
+    assert ood["method"] == "knn" and spec["ood"]["threshold"] == ood["threshold"] and ood["k"] == 10
+    assert "validation" in ood["threshold_rule"] and ood["bank_size"] == 32  # the training split's cells
+    assert np.load(project / "reports" / "export" / "ood_bank.npy").shape == (32, ood["dims"])
+    checks = {c["set"]: c for c in ood["checks"]}
+    assert set(checks) == {"test", "noise", "constant", "photographs", "rotated", "blurred"}
+    assert checks["noise"]["flagged"] > 0.9 and checks["noise"]["roc_auc_vs_test"] > 0.9
+    rows = export["formats"]
+    assert rows["onnx"]["ood_output"] and rows["onnx"]["ood_parity_max"] < 1e-4
+    assert not any(r.get("ood_output") for fmt, r in rows.items() if fmt != "onnx")
+    session = onnxruntime.InferenceSession(str(project / "reports" / "export" / "model.onnx"))
+    assert len(session.get_outputs()) == 2
+    assert len(onnxruntime.InferenceSession(str(project / "reports" / "export" / "model_int8.onnx")).get_outputs()) == 1
+    for page in ("report.html", "report.md"):
+        assert "Out-of-distribution score" in (project / "reports" / page).read_text()
+
+
+def test_predict_says_unknown_for_images_that_are_not_cells(project, tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cells = sorted((project / "images").rglob("*.png"))[:4]
+    for cell in cells:
+        (folder / cell.name).write_bytes(cell.read_bytes())
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(folder / f"noise{i}.png")
+    out = tmp_path / "mixed.csv"
+    result = run_in(project, "python", "-m", "inspectcnn.cli", "predict", "--model",
+                    str(project / "reports" / "export" / "model.onnx"), str(folder), "--out", str(out))
+    with out.open() as handle:
+        rows = {r["path"].rsplit("/", 1)[-1]: r for r in csv.DictReader(handle)}
+    assert list(next(iter(rows.values()))) == ["path", "probability", "label", "class", "ood_score", "in_distribution"]
+    for i in range(3):
+        row = rows[f"noise{i}.png"]
+        assert row["class"] == "unknown" and row["label"] == "-1" and row["in_distribution"] == "false"
+    unknown = sum(r["class"] == "unknown" for r in rows.values())
+    assert f"7 images scored: " in result.stdout and f"{unknown} unknown (unknown: out of distribution" in result.stdout
 
 
 def test_predict_reports_a_corrupt_file_and_scores_the_rest(project, tmp_path):

@@ -318,7 +318,7 @@ class AnomalyConfig(Frozen):
 
     method: Literal["padim"] = "padim"
     backbone: str = "efficientnet_lite0"  # an EfficientNet-Lite backbone (weights imagenet-lite, offline)
-    image_size: int = Field(224, ge=64, le=1024)
+    image_size: int = Field(224, ge=32, le=1024, multiple_of=32)  # a multiple of the backbone's stride
     # the stages whose outputs make a patch feature (EfficientNet's stage numbers, 1-7): stride 4, 8, 16
     stages: tuple[int, ...] = Field((2, 3, 5), strict=False)
     dims: int = Field(100, ge=2, le=1024)  # channels kept (a seeded random choice, as PaDiM does)
