@@ -39,7 +39,8 @@ class InspectionModel(PythonModel):
         if isinstance(model_input, dict):  # a named tensor signature arrives as {"image": array}
             model_input = model_input.get("image", next(iter(model_input.values())))
         images = np.asarray(model_input, dtype="float32")
-        threshold = float((params or {}).get("threshold") or self.spec["threshold"])
+        given = (params or {}).get("threshold")  # 0.0 is a threshold too
+        threshold = float(self.spec["threshold"] if given is None else given)
         outputs = self.model.predict(images, verbose=0)
         features = None
         if isinstance(outputs, (list, tuple)):

@@ -76,7 +76,7 @@ def test_dvc_metrics_show_is_one_row_per_model_with_the_comparable_columns(proje
     lines = [line.split() for line in shown.stdout.splitlines() if line.strip()]
     assert lines[0] == ["Path", *sorted(SCORE_KEYS)]
     assert sorted(row[0] for row in lines[1:]) == sorted(f"models/{name}/scores.json"
-                                                       for name in ("ensemble", "lenet", "simple_cnn", "tiny_hed"))
+                                                       for name in ("ensemble", "lenet", "simple_cnn", "tiny_hed", "tiny_padim"))
     assert all(len(row) == len(SCORE_KEYS) + 1 for row in lines[1:])
     for name in ("lenet", "tiny_hed"):  # the same numbers as the full evaluation
         scores = json.loads((project / "models" / name / "scores.json").read_text())
@@ -159,7 +159,10 @@ def test_predict_through_the_registry_uses_the_validation_threshold(project, tmp
     assert f"probability >= {threshold:.3f}" in result.stdout, result.stdout
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
-    assert [int(r["label"]) for r in rows] == [int(float(r["probability"]) >= threshold) for r in rows]
+    assert all(r["in_distribution"] in ("true", "false") for r in rows)  # the registered model carries the score
+    inside = [r for r in rows if r["in_distribution"] == "true"]
+    assert [int(r["label"]) for r in inside] == [int(float(r["probability"]) >= threshold) for r in inside]
+    assert all(r["label"] == "-1" and r["class"] == "unknown" for r in rows if r["in_distribution"] == "false")
 
 
 def test_export_stage_writes_checked_files_and_the_model_card(project):
@@ -230,7 +233,8 @@ def test_predict_says_unknown_for_images_that_are_not_cells(project, tmp_path):
         row = rows[f"noise{i}.png"]
         assert row["class"] == "unknown" and row["label"] == "-1" and row["in_distribution"] == "false"
     unknown = sum(r["class"] == "unknown" for r in rows.values())
-    assert f"7 images scored: " in result.stdout and f"{unknown} unknown (unknown: out of distribution" in result.stdout
+    assert "7 images scored: " in result.stdout and f" {unknown} unknown (" in result.stdout
+    assert "unknown: out of distribution, score > " in result.stdout
 
 
 def test_predict_reports_a_corrupt_file_and_scores_the_rest(project, tmp_path):
