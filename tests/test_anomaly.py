@@ -47,7 +47,7 @@ def test_the_keras_detector_scores_as_numpy_does_and_maps_each_position():
 
 def test_stage_outputs_name_layers_of_the_lite_backbones():
     from inspectcnn import efficientnet_lite
-    from inspectcnn.anomaly import stage_outputs
+    from inspectcnn.efficientnet_lite import stage_outputs
 
     for variant in ("efficientnet_lite0", "efficientnet_lite2"):
         model = efficientnet_lite.build(variant, (64, 64, 3), include_top=False)

@@ -122,3 +122,19 @@ def test_predict_decides_unknown_above_the_threshold_and_nothing_without_a_score
     assert (row["label"], row["class"], row["in_distribution"]) == (-1, "unknown", "false")
     row = decide("c", 0.1, 0.5, classes, None, None)
     assert (row["label"], row["class"], row["ood_score"], row["in_distribution"]) == (0, "ok", "", "")
+
+
+def test_stage_features_join_the_penultimate_ones_and_leave_the_probability_alone():
+    from inspectcnn import ood
+    from inspectcnn.config import TransferConfig
+    from inspectcnn.transfer.surgery import build_transfer_model
+
+    model = build_transfer_model(TransferConfig(backbone="efficientnet_lite0", weights="none", image_size=64, head=[]), 1)
+    images = np.random.default_rng(0).random((3, 64, 64, 1), dtype=np.float32)
+    assert ood.usable_stages(model, (5,)) == (5,) and ood.usable_stages(tiny_model(), (5,)) == ()
+    probability, features = ood.feature_model(model, (5,)).predict_on_batch(images)
+    np.testing.assert_allclose(np.ravel(probability), np.ravel(model.predict_on_batch(images)), atol=1e-6)
+    assert features.shape == (3, 112 + 1280)
+    np.testing.assert_allclose(np.linalg.norm(features[:, :112], axis=1), 1.0, atol=1e-5)  # each part unit length
+    with pytest.raises(ood.OodError, match="need a transfer model"):
+        ood.feature_model(tiny_model(), (5,))

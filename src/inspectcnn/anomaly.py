@@ -31,18 +31,6 @@ from inspectcnn.config import AnomalyConfig, Params
 log = logging.getLogger(__name__)
 
 GRID_STRIDE = 8  # the patch grid: one position per 8 x 8 pixels of the input
-STAGE_STRIDES = (2, 4, 8, 16, 16, 32, 32)  # EfficientNet's stages 1-7 (after the stride-2 stem)
-
-
-def stage_outputs(variant: str) -> dict[int, str]:
-    """Stage number (1-7) -> the name of the layer that ends it in :func:`inspectcnn.efficientnet_lite.build`."""
-    from inspectcnn.efficientnet_lite import stage_repeats
-
-    names, last = {}, -1
-    for stage, repeats in enumerate(stage_repeats(variant), 1):
-        last += repeats
-        names[stage] = f"block{last}_add" if repeats > 1 else f"block{last}_project_conv_bn"
-    return names
 
 
 def extractor(config: AnomalyConfig, channels: int, seed: int):
@@ -50,12 +38,13 @@ def extractor(config: AnomalyConfig, channels: int, seed: int):
     import keras
     from keras import layers
 
+    from inspectcnn import efficientnet_lite
     from inspectcnn.backbones import BACKBONES, LITE_WEIGHTS
     from inspectcnn.config import TransferConfig
     from inspectcnn.transfer.base import load_base, preprocess
 
     base = load_base(TransferConfig(backbone=config.backbone, weights=LITE_WEIGHTS, image_size=config.image_size))
-    names = stage_outputs(BACKBONES[config.backbone].constructor)
+    names = efficientnet_lite.stage_outputs(BACKBONES[config.backbone].constructor)
     taps = keras.Model(base.input, [base.get_layer(names[s]).output for s in config.stages], name="backbone")
     taps.trainable = False
     inputs = layers.Input((config.image_size, config.image_size, channels), name="image")
@@ -64,7 +53,7 @@ def extractor(config: AnomalyConfig, channels: int, seed: int):
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     on_grid = []
     for stage, tensor in zip(config.stages, outputs):
-        factor = STAGE_STRIDES[stage - 1] / GRID_STRIDE
+        factor = efficientnet_lite.STAGE_STRIDES[stage - 1] / GRID_STRIDE
         if factor < 1:
             tensor = layers.AveragePooling2D(int(1 / factor), name=f"stage{stage}_pool")(tensor)
         elif factor > 1:

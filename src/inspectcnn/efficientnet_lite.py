@@ -56,6 +56,18 @@ def stage_repeats(variant: str) -> list[int]:
     return [r if i in (0, last) else int(math.ceil(depth * r)) for i, (r, *_) in enumerate(STAGES)]
 
 
+STAGE_STRIDES = (2, 4, 8, 16, 16, 32, 32)  # the output stride of stages 1-7 (after the stride-2 stem)
+
+
+def stage_outputs(variant: str) -> dict[int, str]:
+    """Stage number (1-7) -> the name of the layer that ends it in :func:`inspectcnn.efficientnet_lite.build`."""
+    names, last = {}, -1
+    for stage, repeats in enumerate(stage_repeats(variant), 1):
+        last += repeats
+        names[stage] = f"block{last}_add" if repeats > 1 else f"block{last}_project_conv_bn"
+    return names
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The checkpoint, without PyTorch and without executing pickled code
 

@@ -26,24 +26,75 @@ class OodError(ValueError):
     """A model the score cannot be computed for (no single penultimate feature vector)."""
 
 
-def feature_model(model):
-    """``model`` with two outputs: its probability and the penultimate features (its last layer's input)."""
+def feature_model(model, stages: tuple[int, ...] = ()):
+    """``model`` with two outputs: its probability and its features for the score: the penultimate activations
+    (its last layer's input), and with ``stages`` (EfficientNet-Lite transfer models) before them the
+    global-average-pooled outputs of those stages of its backbone, each part L2-normalised (a feature
+    ensemble across depths, as Lee et al. 2018 combine layers: the deep features tell cells apart, the early
+    ones see texture and layout that any cell has and noise or a blank frame lacks). The probability is the
+    model's own, computed by the same layers in one pass."""
     import keras
+    from keras import layers
 
     last = model.layers[-1]
     source = last.input
     if isinstance(source, (list, tuple)) or not isinstance(last, keras.layers.Dense):
         raise OodError(f"{model.name}: its last layer {last.name!r} is not a Dense layer over one feature vector "
                        "(an ensemble of several members has none); no out-of-distribution score")
-    return keras.Model(model.input, [model.output, source], name=f"{model.name}_with_features")
+    if not stages:
+        return keras.Model(model.input, [model.output, source], name=f"{model.name}_with_features")
+    names = [layer.name for layer in model.layers]
+    if "backbone" not in names:
+        raise OodError(f"{model.name}: ood stages {list(stages)} need a transfer model (a nested 'backbone'); "
+                       "set export.ood.stages: [] for the penultimate features alone")
+    index = names.index("backbone")
+    base, chain = model.layers[index], model.layers[index + 1:]
+    taps = [base.get_layer(name).output for name in _stage_layers(base, stages)]
+    multi = keras.Model(base.input, [*taps, base.output], name="backbone_taps")
+    found = multi(model.layers[index - 1].output)
+    x = found[-1]
+    for layer in chain[:-1]:  # the head after the backbone, replayed (a chain: features, pooling, dense, dropout)
+        x = layer(x)
+    probability = chain[-1](x)
+    parts = [layers.UnitNormalization(name=f"ood_stage{s}")(layers.GlobalAveragePooling2D(name=f"ood_pool{s}")(t))
+             for s, t in zip(stages, found[:-1])]
+    parts.append(layers.UnitNormalization(name="ood_penultimate")(x))
+    features = layers.Concatenate(name="ood_features")(parts)
+    return keras.Model(model.input, [probability, features], name=f"{model.name}_with_features")
 
 
-def served_features_model(model, tta: str):
-    """The model as served (``tta`` views averaged) with its averaged penultimate features as a second output:
-    stock layers only (loads with ``safe_mode``, registers and exports like the single-output model)."""
+def usable_stages(model, stages: tuple[int, ...]) -> tuple[int, ...]:
+    """``stages`` where ``model`` is a transfer model on an EfficientNet-Lite backbone, else () (the penultimate
+    features alone: a from-scratch network has no stages of that name)."""
+    names = [layer.name for layer in model.layers]
+    if not stages or "backbone" not in names:
+        return ()
+    try:
+        _stage_layers(model.get_layer("backbone"), stages)
+    except OodError:
+        return ()
+    return tuple(stages)
+
+
+def _stage_layers(base, stages: tuple[int, ...]) -> list[str]:
+    """The layers of an EfficientNet-Lite base that end ``stages``."""
+    from inspectcnn.efficientnet_lite import VARIANTS, stage_outputs, stage_repeats
+
+    blocks = sum(layer.name.endswith("_depthwise") for layer in base.layers)
+    variant = next((v for v in VARIANTS if sum(stage_repeats(v)) == blocks), None)
+    if variant is None:
+        raise OodError(f"ood stages name EfficientNet-Lite stages; the backbone {base.name!r} is not one "
+                       "(set export.ood.stages: [])")
+    return [stage_outputs(variant)[s] for s in stages]
+
+
+def served_features_model(model, tta: str, stages: tuple[int, ...] = ()):
+    """The model as served (``tta`` views averaged) with its averaged features (:func:`feature_model`) as a
+    second output: stock layers only (loads with ``safe_mode``, registers and exports like the single-output
+    model)."""
     from inspectcnn import dihedral
 
-    return dihedral.tta_model(feature_model(model), tta)
+    return dihedral.tta_model(feature_model(model, stages), tta)
 
 
 def normalise(features: np.ndarray) -> np.ndarray:
@@ -82,12 +133,15 @@ def predict_features(model, images: np.ndarray, batch: int = 32) -> tuple[np.nda
     return np.concatenate(probabilities), np.concatenate(features)
 
 
-def spec_entry(config, bank: np.ndarray, value: float, val_count: int) -> dict[str, Any]:
-    """What ``inference.json`` carries under ``ood``."""
+def spec_entry(config, bank: np.ndarray, value: float, val_count: int, stages: tuple[int, ...]) -> dict[str, Any]:
+    """What ``inference.json`` carries under ``ood`` (``stages``: those the features include)."""
     return {"method": "knn", "k": int(config.k), "threshold": round(float(value), 6), "pass_rate": config.pass_rate,
             "bank": BANK_FILE, "bank_size": int(len(bank)), "dims": int(bank.shape[1]),
-            "score": "Euclidean distance of the L2-normalised penultimate features (mean over the test-time "
-                     "views) to the k-th nearest training cell's (Sun et al. 2022)",
+            "stages": list(stages),
+            "score": "Euclidean distance of the features (mean over the test-time views; the penultimate "
+                     "activations" + (f" and the pooled outputs of backbone stages {list(stages)}, each part"
+                                      if stages else ",") + " L2-normalised) to the k-th nearest training "
+                     "cell's (Sun et al. 2022)",
             "threshold_rule": f"{config.pass_rate:.0%} quantile of the validation split's scores ({val_count} cells)",
             "above_threshold": "out of distribution: no decision (unknown)"}
 
@@ -104,13 +158,13 @@ def load(spec: dict[str, Any], folder: Path) -> KnnScore | None:
     return KnnScore(np.load(path), int(entry["k"]))
 
 
-def scored_model(model, tta: str, bank: np.ndarray, k: int):
+def scored_model(model, tta: str, bank: np.ndarray, k: int, stages: tuple[int, ...] = ()):
     """The served model with the score in the graph: outputs (probability, ood_score); for the ONNX export.
     The top-k layer is not a stock Keras layer, so this model is exported, never saved as ``.keras``."""
     import keras
     from keras import layers
 
-    served = served_features_model(model, tta)
+    served = served_features_model(model, tta, stages)
     probability, features = served.outputs
     normalised = layers.UnitNormalization(name="ood_normalise")(features)
     similarity = layers.Dense(len(bank), use_bias=False, trainable=False, name="ood_bank")

@@ -20,6 +20,7 @@ from inspectcnn.ood import (
     served_features_model,
     spec_entry,
     threshold,
+    usable_stages,
 )
 
 def photo_crops(count: int, rng: np.random.Generator, spec: dict[str, Any]) -> np.ndarray:
@@ -85,20 +86,21 @@ def fit_for_export(model, tta: str, prepared: Path, config, spec: dict[str, Any]
     export, the test images, their scores, the ``ood`` record of export.json)."""
     from inspectcnn.export import split_arrays
 
-    served = served_features_model(model, tta)
+    stages = usable_stages(model, tuple(config.stages))
+    served = served_features_model(model, tta, stages)
     size, channels = int(served.input.shape[1]), int(served.input.shape[-1])
     bank = predict_features(served, split_arrays(prepared, "train", size, channels)[0])[1]
     scorer = KnnScore(bank, config.k)
     val_scores = scorer(predict_features(served, split_arrays(prepared, "val", size, channels)[0])[1])
     value = threshold(val_scores, config.pass_rate)
-    spec["ood"] = spec_entry(config, bank, value, len(val_scores))
+    spec["ood"] = spec_entry(config, bank, value, len(val_scores), stages)
     np.save(Path(out) / BANK_FILE, normalise(bank))
     test_images = split_arrays(prepared, "test", size, channels)[0]
     sets = probe_sets(test_images, seed, spec)
     scores = {name: scorer(predict_features(served, images)[1]) for name, (_, images) in sets.items()}
     record = {**spec["ood"], "val_flagged": round(float(flagged(val_scores, value).mean()), 4),
               "checks": check_table(scores, {n: d for n, (d, _) in sets.items()}, value)}
-    return scored_model(model, tta, bank, config.k), test_images, scores["test"], record
+    return scored_model(model, tta, bank, config.k, stages), test_images, scores["test"], record
 
 
 def onnx_parity(path: Path, images: np.ndarray, expected: np.ndarray) -> dict[str, Any]:

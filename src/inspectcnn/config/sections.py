@@ -302,13 +302,24 @@ class EnsembleConfig(Frozen):
 class OodConfig(Frozen):
     """``export.ood``: the out-of-distribution score that travels with the exported champion (inspectcnn.ood).
 
-    The distance of an image's penultimate features (L2-normalised, averaged over its test-time views) to
-    the k-th nearest such feature of the training split (Sun et al. 2022); images scoring above the
-    threshold, the ``pass_rate`` quantile of the validation split's scores, are out of distribution."""
+    The distance of an image's features (the penultimate activations and the pooled outputs of ``stages``,
+    each L2-normalised, averaged over its test-time views) to the k-th nearest such feature of the training
+    split (Sun et al. 2022); images scoring above the threshold, the ``pass_rate`` quantile of the validation
+    split's scores, are out of distribution."""
 
     method: Literal["knn", "none"] = "knn"  # none: no score, every image gets a decision
     k: int = Field(10, ge=1, le=1000)
     pass_rate: float = Field(0.95, gt=0.5, lt=1.0)  # share of validation cells (in distribution) that pass
+    # EfficientNet-Lite stages (1-7) whose pooled outputs join the penultimate features ([]: those alone; a
+    # champion without such a backbone uses those alone)
+    stages: tuple[int, ...] = Field((5,), strict=False)
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 1 <= s <= 7 for s in value) or list(value) != sorted(set(value)):
+            raise ValueError("stages: increasing EfficientNet-Lite stage numbers between 1 and 7, or []")
+        return value
 
 
 class AnomalyConfig(Frozen):
