@@ -163,9 +163,22 @@ def to_onnx(model, path: Path, calibration: np.ndarray, spec: dict, *, int8: boo
         if int8:
             _quantize_onnx(source, path, calibration, Path(staging))
         proto = onnx.load(str(path))
+        if len(proto.graph.output) == 2:  # the probability and the out-of-distribution score, named as such
+            _rename_outputs(proto, ["probability", "ood_score"])
         onnx.helper.set_model_props(proto, {"inspectcnn.inference": json.dumps(spec),
                                             "threshold": str(spec["threshold"])})
         onnx.save(proto, str(path))
+
+
+def _rename_outputs(proto, names: list[str]) -> None:
+    """Give the graph's outputs readable names (the exporter's are ``Identity:0``...), in every node that
+    produces or reads them."""
+    for output, name in zip(proto.graph.output, names):
+        old = output.name
+        for node in proto.graph.node:
+            node.output[:] = [name if o == old else o for o in node.output]
+            node.input[:] = [name if i == old else i for i in node.input]
+        output.name = name
 
 
 def to_openvino(model, path: Path, calibration: np.ndarray, spec: dict, *, int8: bool = False) -> None:
