@@ -94,7 +94,7 @@ def main() -> None:
     if anomaly.is_file():
         print(row(f"0 % ({args.anomaly}, no defect labels)", 0, json.loads(anomaly.read_text())))
     for fraction, evaluation in results.items():
-        print(row(f"{fraction:.0%} ({args.entry} recipe)", round(fraction * positives), evaluation))
+        print(row(f"{100 * fraction:.0f} % ({args.entry} recipe)", round(fraction * positives), evaluation))
     full = args.models / args.entry / "eval.json"
     if full.is_file():
         print(row(f"100 % ({args.entry}, the default run)", positives, json.loads(full.read_text())))
