@@ -100,11 +100,6 @@ class ModelFolder:
     def history(self) -> Path:
         return self.root / "history.csv"
 
-    @property
-    def onnx(self) -> Path:
-        """An anomaly detector's ONNX file (written and checked by its anomaly@ stage)."""
-        return self.root / "model.onnx"
-
     # written by evaluation (evaluate@, evaluate_transfer@, evaluate_ensemble)
     @property
     def evaluation(self) -> Path:
@@ -266,7 +261,7 @@ STAGE_FILES: dict[str, StageFiles] = {
     "health": StageFiles(deps=(PREPARED,), outs=(HEALTH,)),
     "train": StageFiles(deps=(PREPARED,), outs=model_folder(KEY).training_files),
     "transfer": StageFiles(deps=(PREPARED,), outs=model_folder(KEY).training_files),
-    "anomaly": StageFiles(deps=(PREPARED,), outs=(*model_folder(KEY).training_files[:3], model_folder(KEY).onnx)),
+    "anomaly": StageFiles(deps=(PREPARED,), outs=model_folder(KEY).training_files[:3]),
     "evaluate": _evaluate_stage(KEY, val_predictions(KEY)),
     "evaluate_transfer": _evaluate_stage(KEY, val_predictions(KEY)),
     "evaluate_anomaly": _evaluate_stage(KEY, val_predictions(KEY)),
