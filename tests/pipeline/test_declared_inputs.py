@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from helpers import FAULTS, TINY_PARAMS, make_project, project_env
+from helpers import FAULTS, TINY_ANOMALY, TINY_PARAMS, make_project, project_env
 from inspectcnn import artifacts
 
 pytestmark = pytest.mark.slow
@@ -65,7 +65,7 @@ def undeclared(root, log) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("reads"), TINY_PARAMS)
+    root = make_project(tmp_path_factory.mktemp("reads"), TINY_PARAMS + TINY_ANOMALY)
     log = root.parent / "reads.tsv"
     repro(root, log)
     return root, log
@@ -75,8 +75,9 @@ def test_every_stage_reads_only_what_its_dvc_entry_declares(project):
     root, log = project
     stages = {line.split("\t")[0] for line in log.read_text().splitlines()}
     # every stage that reads pipeline files was watched (prepare reads only the source images)
-    assert {"health", "train@lenet", "transfer@tiny_hed", "evaluate@lenet", "ensemble", "evaluate_ensemble",
-            "champion", "export", "report", "register"} <= stages
+    assert {"health", "train@lenet", "transfer@tiny_hed", "anomaly@tiny_padim", "evaluate@lenet",
+            "evaluate_anomaly@tiny_padim", "ensemble", "evaluate_ensemble", "champion", "export", "report",
+            "register"} <= stages
     assert undeclared(root, log) == []
 
 
