@@ -81,10 +81,12 @@ def main() -> int:
 
     os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
     with tempfile.TemporaryDirectory() as scratch:
-        # a checkout with a register stage needs its section (DVC requires every params key a stage names)
-        has_register = "register:" in (repo / "dvc.yaml").read_text()
+        # a checkout with a register or anomaly stage needs its section (DVC requires every params key a stage
+        # names, and the key every foreach iterates)
+        stages = (repo / "dvc.yaml").read_text()
         root = make_project(Path(scratch) / "project",
-                            PARAMS + ("register: {registry_name: inspectcnn-champion}\n" if has_register else ""))
+                            PARAMS + ("register: {registry_name: inspectcnn-champion}\n" if "register:" in stages else "")
+                            + ("anomaly: {}\n" if "${anomaly}" in stages else ""))
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         env["PYTHONPATH"] = f"{root / 'src'}:{root}"
         start = time.monotonic()

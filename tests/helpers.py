@@ -108,16 +108,17 @@ report: {rank_by: roc_auc, gradcam_per_category: 1, error_gallery: 4}
 register: {registry_name: inspectcnn-champion}
 export: {formats: [onnx], calibration_size: 16, latency_runs: 3}
 health: {folds: 2, feature_size: 32}
+anomaly: {}
 transfer:
   tiny_hed: {weights: hed-vgg16, image_size: 32, head: [8], frozen_epochs: 2, finetune_epochs: 1}
 """
 
 
 # the good-only anomaly detector (a Lite0 backbone at 32 px, ONNX-checked): about a minute a project, so only the
-# projects that check it (report, JAX, declared inputs, CI's smoke run) add it
-TINY_ANOMALY = """anomaly:
+# projects that check it (report, JAX, declared inputs, CI's smoke run) add it: TINY_PARAMS.replace(*WITH_ANOMALY)
+WITH_ANOMALY = ("anomaly: {}\n", """anomaly:
   tiny_padim: {image_size: 32, dims: 16}
-"""
+""")
 
 
 def prepare_folder(root: Path, tmp_path: Path, **overrides):

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from helpers import TINY_ANOMALY, TINY_PARAMS, make_project, mlflow_runs, run_in
+from helpers import WITH_ANOMALY, TINY_PARAMS, make_project, mlflow_runs, run_in
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def ran_stages(output: str) -> list[str]:
 def project(tmp_path_factory):
     pytest.importorskip("jax")
     root = make_project(tmp_path_factory.mktemp("jax"), TINY_PARAMS.replace("backend: tensorflow", "backend: jax")
-                        .replace("formats: [onnx], ", "") + TINY_ANOMALY)
+                        .replace("formats: [onnx], ", "").replace(*WITH_ANOMALY))
     (root / "src" / "sitecustomize.py").write_text(NO_TF + "\n")  # on PYTHONPATH: runs first in every stage
     first = run_in(root, "dvc", "repro")
     return root, first.stdout

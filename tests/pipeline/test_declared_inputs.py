@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from helpers import FAULTS, TINY_ANOMALY, TINY_PARAMS, make_project, project_env
+from helpers import FAULTS, WITH_ANOMALY, TINY_PARAMS, make_project, project_env
 from inspectcnn import artifacts
 
 pytestmark = pytest.mark.slow
@@ -65,7 +65,7 @@ def undeclared(root, log) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("reads"), TINY_PARAMS + TINY_ANOMALY)
+    root = make_project(tmp_path_factory.mktemp("reads"), TINY_PARAMS.replace(*WITH_ANOMALY))
     log = root.parent / "reads.tsv"
     repro(root, log)
     return root, log

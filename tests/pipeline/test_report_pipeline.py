@@ -15,10 +15,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    from helpers import TINY_ANOMALY, TINY_PARAMS, make_project
+    from helpers import WITH_ANOMALY, TINY_PARAMS, make_project
 
     # every format the export stage knows (auto), where the other tiny projects export ONNX alone
-    root = make_project(tmp_path_factory.mktemp("report"), TINY_PARAMS.replace("formats: [onnx], ", "") + TINY_ANOMALY)
+    root = make_project(tmp_path_factory.mktemp("report"), TINY_PARAMS.replace("formats: [onnx], ", "").replace(*WITH_ANOMALY))
     run_in(root, "dvc", "repro")
     return root
 
