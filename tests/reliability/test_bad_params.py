@@ -90,6 +90,6 @@ def test_unknown_stage_entry_is_named_with_the_known_ones():
         params.transfer_config("lenet")
     with pytest.raises(ConfigError, match=r"models.hed no such entry"):
         params.model("hed")
-    with pytest.raises(ConfigError, match=r"nope: not an entry of models:, transfer: or the ensemble"):
+    with pytest.raises(ConfigError, match=r"nope: not an entry of models:, transfer:, anomaly: or the ensemble"):
         params.check_entry("nope")
     assert params.check_entry("hed") == "hed"
