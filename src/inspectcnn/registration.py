@@ -110,7 +110,8 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
     if bank is not None:  # registered with its features as a second output, scored against the export's bank
         if not bank.is_file():
             raise FileNotFoundError(f"{bank} not found: run the export stage again (dvc repro export)")
-        served = ood.served_features_model(load_model(folder.model), evaluation.get("tta", "none"))
+        served = ood.served_features_model(load_model(folder.model), evaluation.get("tta", "none"),
+                                           tuple(ood_entry.get("stages") or ()))  # the features the bank holds
     config = params.registry
 
     def write_card(registered_as: str | None) -> None:
