@@ -102,7 +102,6 @@ def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_
     """For each model: Grad-CAM maps of a few true positives, false positives and false negatives."""
     if per_category == 0:
         return {}
-    from inspectcnn.data.dataset import load_split
     from inspectcnn.gradcam import gradcam
 
     plt = plots.plt
@@ -112,22 +111,10 @@ def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_
             continue
         model = models[entry.name]
         size, channels = int(model.input.shape[1]), int(model.input.shape[-1])
-        picks = []
-        for category, (actual, predicted) in (("TP", (1, 1)), ("FP", (0, 1)), ("FN", (1, 0))):
-            chosen = [p for p in entry.predictions if int(p["actual"]) == actual and int(p["predicted"]) == predicted]
-            chosen.sort(key=lambda p: -abs(float(p["probability"]) - 0.5))  # the most confident first
-            picks += [(category, p) for p in chosen[:per_category]]
+        picks = confident_picks(entry, per_category)
         if not picks:
             continue
-        wanted = {p["id"] for _, p in picks}
-        images = {}
-        data = load_split(prepared_dir, "test", image_size=size, batch_size=64, channels=channels, cache=False)
-        batches = {}  # each batch holding a pick, built once
-        for position, item in enumerate(data.ids):
-            if item in wanted:
-                index = position // data.batch_size
-                batches.setdefault(index, data[index][0])
-                images[item] = batches[index][position % data.batch_size]
+        images = test_images(prepared_dir, {p["id"] for _, p in picks}, size, channels)
         figure, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.5), squeeze=False)
         for axis, (category, pick) in zip(axes[0], picks):
             image = images[pick["id"]]
@@ -140,12 +127,12 @@ def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_
     return found
 
 
-def champion_picks(entry: Entry, per_category: int) -> list[tuple[str, dict]]:
-    """The champion's most confident true positives, false positives and false negatives of the test split."""
+def confident_picks(entry: Entry, per_category: int) -> list[tuple[str, dict]]:
+    """An entry's most confident true positives, false positives and false negatives of the test split."""
     picks = []
     for category, (actual, predicted) in (("TP", (1, 1)), ("FP", (0, 1)), ("FN", (1, 0))):
         chosen = [p for p in entry.predictions if int(p["actual"]) == actual and int(p["predicted"]) == predicted]
-        chosen.sort(key=lambda p: -abs(float(p["probability"]) - 0.5))
+        chosen.sort(key=lambda p: -abs(float(p["probability"]) - 0.5))  # the most confident first
         picks += [(category, p) for p in chosen[:per_category]]
     return picks
 
@@ -160,7 +147,7 @@ def anomaly_figures(entries: list[Entry], models: dict, prepared_dir: Path, cham
 
     detectors = [e for e in entries if e.kind == "anomaly"]
     by_name = {e.name: e for e in entries}
-    picks = champion_picks(by_name[champion], max(per_category, 1))
+    picks = confident_picks(by_name[champion], max(per_category, 1))
     if not detectors or not picks:
         return {}
     plt, found = plots.plt, {}
