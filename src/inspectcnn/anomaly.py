@@ -184,7 +184,7 @@ def onnx_parity(model, prepared: Path, backend: str) -> dict:
     import tempfile
 
     from inspectcnn.data.dataset import load_split
-    from inspectcnn.formats import FORMATS, backend_needs, to_onnx
+    from inspectcnn.formats import FORMATS, backend_needs, converting, to_onnx
 
     needs = backend_needs(FORMATS["onnx"], backend)
     missing = needs if isinstance(needs, str) else [n for n in needs if not _importable(importlib.util, n)]
@@ -199,7 +199,8 @@ def onnx_parity(model, prepared: Path, backend: str) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"
         scored.predict_on_batch(np.zeros((1, *scored.input.shape[1:]), np.float32))
-        to_onnx(scored, path, np.zeros((0,)), {"threshold": None, "model": "anomaly"})
+        with converting():
+            to_onnx(scored, path, np.zeros((0,)), {"threshold": None, "model": "anomaly"})
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         for index in range(len(data)):

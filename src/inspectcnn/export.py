@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -217,10 +216,7 @@ def export_format(model, fmt: str, path: Path, spec: dict, calibration: np.ndarr
     images, labels = test
     row: dict[str, Any] = {"format": fmt, "precision": FORMATS[fmt].precision, "file": str(path)}
     try:
-        with warnings.catch_warnings(), native_output_filtered(CONVERTER_NOISE):
-            # converters' own deprecation chatter (tf2onnx on NumPy 2, TFLite)
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with formats.converting():
             _export_one(model, fmt, path, calibration, spec)
     except Exception as error:  # noqa: BLE001 - one format's converter failing leaves the others to export
         row.update(status="failed", error=formats.conversion_error(fmt, error, model))

@@ -15,7 +15,9 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,19 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def converting() -> Iterator[None]:
+    """The block runs a converter with its own chatter held back: the native libraries' INFO lines and the
+    deprecation warnings the converters raise on import (tf2onnx on NumPy 2, TFLite). Their real warnings
+    and errors still come through."""
+    from inspectcnn.backend import CONVERTER_NOISE, native_output_filtered
+
+    with warnings.catch_warnings(), native_output_filtered(CONVERTER_NOISE):
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
 
 
 # --------------------------------------------------------------------------- engines (running a file)
