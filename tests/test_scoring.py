@@ -113,7 +113,23 @@ def test_accuracy_per_annotated_level():
     predictions = Predictions(ids=["a", "b", "c", "d", "e"], labels=np.array([0, 0, 1, 1, 1]),
                               probabilities=np.array([0.1, 0.9, 0.2, 0.8, 0.9]), groups=[""] * 5)
     levels = {"a": 0.0, "b": 1 / 3, "c": 2 / 3, "d": 2 / 3, "e": 1.0}
-    assert per_level(predictions, levels, 0.5) == {
-        "0": {"count": 1, "accuracy": 1.0}, "1/3": {"count": 1, "accuracy": 0.0},
-        "2/3": {"count": 2, "accuracy": 0.5}, "1": {"count": 1, "accuracy": 1.0}}
+    found = per_level(predictions, levels, 0.5)
+    assert {name: (m["count"], m["right"], m["accuracy"]) for name, m in found.items()} == {
+        "0": (1, 1, 1.0), "1/3": (1, 0, 0.0), "2/3": (2, 1, 0.5), "1": (1, 1, 1.0)}
+    assert list(found) == ["0", "1/3", "2/3", "1"]
+    # 95 % Wilson score intervals: 1 of 2 right is [0.0945, 0.9055]; 0 of 1 is [0, 0.7935]
+    assert found["2/3"]["ci95"] == [0.0945, 0.9055] and found["1/3"]["ci95"] == [0.0, 0.7935]
     assert per_level(predictions, {}, 0.5) == {}
+
+
+def test_the_model_card_names_a_weak_level_with_the_cells_right_and_its_interval():
+    from inspectcnn.model_card import failure_modes
+
+    evaluation = {"confusion": {"fn": 3, "fp": 1}, "count": 40, "recall": 0.8, "precision": 0.9, "threshold": 0.5,
+                  "accuracy": 0.9, "levels": {"0": {"count": 25, "right": 25, "accuracy": 1.0, "ci95": [0.87, 1.0]},
+                                              "2/3": {"count": 15, "right": 5, "accuracy": 0.3333,
+                                                      "ci95": [0.1518, 0.5829]}}}
+    weak = [line for line in failure_modes(evaluation) if "2/3" in line]
+    assert weak == ["Known weakness: images the experts annotated at level 2/3 (5 of 15 right): accuracy 0.333, "
+                    "95 % CI [0.15, 0.58], against 0.900 overall: borderline annotations, where the model is least "
+                    "reliable."]

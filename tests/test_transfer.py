@@ -272,3 +272,43 @@ def test_batchnorm_frozen_keeps_the_pretrained_statistics_and_train_updates_them
 
     assert step(None) is False  # a frozen base never moves its statistics
     assert step("stem_conv") is (batchnorm == "train")
+
+
+def test_weight_averaging_validates_and_keeps_the_averaged_weights(tmp_path):
+    """ema_momentum: the best epoch's checkpoint holds the weights validation scored (the moving average, swapped
+    in by keras.callbacks.SwapEMAWeights), so the saved model reproduces the history's best val_loss; the loss
+    is the label-smoothed one."""
+    from helpers import tiny_prepared
+
+    from inspectcnn.data.dataset import load_split
+    from inspectcnn.models.saving import load_model
+    from inspectcnn.training import read_history
+    from inspectcnn.transfer.phases import run_transfer
+
+    prepared = tiny_prepared(tmp_path / "p", image_size=40)
+    options = dict(backbone="vgg16", weights="none", image_size=32, head=(8,), frozen_epochs=0, finetune_epochs=3,
+                   finetune_learning_rate=0.001, cache_features=False, monitor="val_loss", label_smoothing=0.2,
+                   deterministic=True)
+    run_transfer("t", TransferConfig(**options, ema_momentum=0.5), prepared, tmp_path / "out", seed=1,
+                 work_dir=tmp_path / "work")
+    run_transfer("t", TransferConfig(**options), prepared, tmp_path / "plain", seed=1, work_dir=tmp_path / "work")
+    averaged, plain = ([float(row["val_loss"]) for row in read_history(tmp_path / folder / "history.csv")]
+                       for folder in ("out", "plain"))
+    assert averaged[0] != pytest.approx(plain[0], rel=1e-4)  # the same training, validated on other weights
+    best = min(averaged)
+    model = load_model(tmp_path / "out" / "model.keras")
+    val = load_split(prepared, "val", image_size=32, batch_size=8)
+    images, labels = zip(*(val[i] for i in range(len(val))))
+    probabilities = np.concatenate([model.predict_on_batch(x) for x in images]).ravel()
+    y = np.concatenate(labels).ravel() * 0.8 + 0.1  # label smoothing 0.2
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    assert float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))) == pytest.approx(best, rel=1e-3)
+
+
+def test_label_smoothing_and_weight_averaging_are_checked_on_reading():
+    from inspectcnn.config import ConfigError, parse_params
+
+    with pytest.raises(ConfigError, match="ema_momentum"):
+        parse_params({"transfer": {"x": {"ema_momentum": 1.0}}})
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        parse_params({"transfer": {"x": {"label_smoothing": -0.1}}})

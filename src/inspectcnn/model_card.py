@@ -31,8 +31,10 @@ def failure_modes(evaluation: dict[str, Any]) -> list[str]:
             value = numeric(level)
             why = ("borderline annotations, where the model is least reliable" if 0.0 < value < 1.0 else
                    "clear defects that it misses" if value >= 1.0 else "clear good images that it flags")
-            found.append(f"Images annotated at level {level} (n={m['count']}): accuracy {m['accuracy']:.3f}, against "
-                         f"{overall:.3f} overall: {why}.")
+            right = f"{m['right']} of {m['count']} right" if "right" in m else f"n={m['count']}"
+            interval = f", 95 % CI [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]" if m.get("ci95") else ""
+            found.append(f"Known weakness: images the experts annotated at level {level} ({right}): accuracy "
+                         f"{m['accuracy']:.3f}{interval}, against {overall:.3f} overall: {why}.")
     for group, m in sorted((evaluation.get("groups") or {}).items()):
         if m["count"] and m["accuracy"] < overall - 0.05:
             found.append(f"Group {group} (n={m['count']}): accuracy {m['accuracy']:.3f}, recall {m['recall']:.3f}.")

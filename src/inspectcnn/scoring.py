@@ -150,7 +150,11 @@ def paired_bootstrap(labels, first, second, metric: str, thresholds: tuple[float
 
 
 def per_level(predictions: Predictions, levels: dict[str, float], threshold: float) -> dict:
-    """Accuracy and count per annotated level (ELPV: the experts' defect probability 0, 1/3, 2/3, 1)."""
+    """Count, cells right, accuracy and its 95 % Wilson score interval (scipy; sound for the 15-cell levels
+    where a bootstrap of a proportion is not) per annotated level (ELPV: the experts' defect probability
+    0, 1/3, 2/3, 1)."""
+    from scipy.stats import binomtest
+
     names = {0.0: "0", 1 / 3: "1/3", 2 / 3: "2/3", 1.0: "1"}
     found: dict[str, list[bool]] = {}
     for item, label, probability in zip(predictions.ids, predictions.labels, predictions.probabilities):
@@ -160,8 +164,13 @@ def per_level(predictions: Predictions, levels: dict[str, float], threshold: flo
         name = next((n for v, n in names.items() if abs(v - value) < 1e-3), f"{value:g}")
         found.setdefault(name, []).append(bool((probability >= threshold) == bool(label)))
     order = {n: i for i, n in enumerate(names.values())}
-    return {name: {"count": len(right), "accuracy": round(float(np.mean(right)), 4)}
-            for name, right in sorted(found.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))}
+
+    def row(right: list[bool]) -> dict:
+        interval = binomtest(sum(right), len(right)).proportion_ci(confidence_level=0.95, method="wilson")
+        return {"count": len(right), "right": sum(right), "accuracy": round(float(np.mean(right)), 4),
+                "ci95": [round(float(interval.low), 4), round(float(interval.high), 4)]}
+
+    return {name: row(right) for name, right in sorted(found.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))}
 
 
 # What `dvc metrics show` compares across models: one flat file per model (models/<entry>/scores.json), the same

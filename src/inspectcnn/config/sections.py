@@ -163,6 +163,11 @@ class TransferConfig(FitConfig):
     # frozen: the base's BatchNorm layers keep their pretrained statistics (inference mode) in every phase;
     # train: when fine-tuned, they normalise with each batch's statistics and update their moving averages
     batchnorm: Literal["frozen", "train"] = "frozen"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # targets 0/1 become s/2 and 1 - s/2
+    # weight averaging: the optimizer keeps an exponential moving average of the weights (Keras use_ema) at
+    # this momentum; validation, the best-epoch checkpoint and the saved model use the averaged weights.
+    # null: off
+    ema_momentum: float | None = Field(None, gt=0.0, lt=1.0)
     # auto: compute the frozen part of the network once and train on the cached result. On a
     # sequential base (VGG) the part below finetune_from is computed once per augmentation view (the
     # 8 dihedral views with augment.dihedral) and both phases train only the layers above it; on

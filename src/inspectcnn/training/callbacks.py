@@ -115,17 +115,21 @@ def allow_async_dispatch(callbacks: list[keras.callbacks.Callback]) -> None:
 
 def phase_callbacks(backup: Path, history: Path, meter: ThroughputMeter, nan_guard: NanGuard, *,
                     checkpoint: keras.callbacks.Callback | None = None, log_learning_rate: bool = False,
-                    extra: list | tuple = (), run=None) -> list[keras.callbacks.Callback]:
+                    extra: list | tuple = (), run=None, averaged: bool = False) -> list[keras.callbacks.Callback]:
     """The callbacks of one resumable training phase, in the order they must run at an epoch end.
 
     BackupAndRestore (resume), the learning rate into the logs, the Ctrl-C check, the NaN guard, the
-    best-model checkpoint, history.csv, the throughput meter, then ``extra`` (early stopping, LR
-    schedules) and the MLflow per-epoch metrics of ``run``.
+    moving average of the weights swapped in (``averaged``: an optimizer with ``use_ema``; validation and
+    what follows see the averaged weights, training resumes on its own), the best-model checkpoint,
+    history.csv, the throughput meter, then ``extra`` (early stopping, LR schedules) and the MLflow
+    per-epoch metrics of ``run``.
     """
     found = [keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False)]
     if log_learning_rate:
         found.append(LogLearningRate())
     found += [StopOnInterrupt(), nan_guard]
+    if averaged:
+        found.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if checkpoint is not None:
         found.append(checkpoint)
     found += [keras.callbacks.CSVLogger(str(history), append=True), meter, *extra]

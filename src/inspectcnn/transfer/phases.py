@@ -55,9 +55,12 @@ def compile_phase(model: keras.Model, learning_rate: float, config: TransferConf
     from inspectcnn.training.optim import build_optimizer
 
     decay = config.weight_decay if config is not None else 0.0
+    smoothing = config.label_smoothing if config is not None else 0.0
     compile_binary(model, build_optimizer("adamw" if decay else "adam", learning_rate,
                                           schedule=config.schedule if config is not None else "constant",
-                                          steps=steps, weight_decay=decay))
+                                          steps=steps, weight_decay=decay,
+                                          ema_momentum=config.ema_momentum if config is not None else None),
+                   loss=keras.losses.BinaryCrossentropy(label_smoothing=smoothing))
 
 
 @dataclass
@@ -93,7 +96,8 @@ class _Run:
         from inspectcnn import training
 
         return training.phase_callbacks(self.work_dir / f"backup-{phase}", self.history_path, meter, nan_guard,
-                                        checkpoint=checkpoint, run=self.run)
+                                        checkpoint=checkpoint, run=self.run,
+                                        averaged=self.config.ema_momentum is not None)
 
     def checkpoint(self, path: Path, weights_only: bool = False):
         """Keeps the best epoch so far (of every phase: the history's best is the bar to beat)."""
