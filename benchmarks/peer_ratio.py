@@ -15,6 +15,9 @@ epochs after the first (the first one traces and compiles). Variants:
                    (load_split: shuffled, resized, dihedral/brightness/contrast augmentation as train: says),
                    compile_binary, and the phase callbacks (checkpoint-free: resume backup, history, meter)
   input_only       that input pipeline alone, one pass over the batches (no model): its images/s
+  keras_tf_no_onednn  keras_tf with TensorFlow's oneDNN graph rewrites off (TF_ENABLE_ONEDNN_OPTS=0)
+  keras_tf_interop1   keras_tf with one inter-op thread (TF_NUM_INTEROP_THREADS=1: ops run one after another,
+                      each on both cores)
   keras_jax        bare Keras on JAX (model.fit on the arrays)
   keras_torch      bare Keras on PyTorch
 
@@ -31,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,9 +44,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "peer_ratio.json"
 SIZE, BATCH, THREADS, RATE = 64, 32, 2, 1e-3
-VARIANTS = ("torch", "keras_tf", "keras_tf_xla", "keras_tf_metrics", "project", "input_only", "keras_jax",
-            "keras_torch")
+VARIANTS = ("torch", "keras_tf", "keras_tf_xla", "keras_tf_metrics", "project", "input_only", "keras_tf_no_onednn",
+            "keras_tf_interop1", "keras_jax", "keras_torch")
 BACKEND = {"keras_jax": "jax", "keras_torch": "torch"}
+ENVIRONMENT = {"keras_tf_no_onednn": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "keras_tf_interop1": {"TF_NUM_INTEROP_THREADS": "1"}}
 
 
 def images(prepared: Path | None, count: int, seed: int, cache: Path):
@@ -169,6 +174,7 @@ def run_project(prepared: Path, epochs: int, work: Path, input_only: bool = Fals
     model = keras_model()
     compile_binary(model, build_optimizer("adam", RATE, schedule="cosine", steps=len(data) * epochs))
     timer = _EpochTimes().callback
+    shutil.rmtree(work, ignore_errors=True)  # a resume backup of an earlier run would skip epochs
     work.mkdir(parents=True, exist_ok=True)
     callbacks = phase_callbacks(work / "backup", work / "history.csv", ThroughputMeter(count), NanGuard())
     model.fit(data, epochs=epochs, verbose=0, callbacks=[timer, *callbacks])
@@ -212,7 +218,7 @@ def main() -> None:
     rows = {}
     for variant in args.variants:
         env = {**os.environ, "KERAS_BACKEND": BACKEND.get(variant, "tensorflow"), "OMP_NUM_THREADS": str(THREADS),
-               "TF_NUM_INTRAOP_THREADS": str(THREADS), "TF_CPP_MIN_LOG_LEVEL": "3"}
+               "TF_NUM_INTRAOP_THREADS": str(THREADS), "TF_CPP_MIN_LOG_LEVEL": "3", **ENVIRONMENT.get(variant, {})}
         begin = time.perf_counter()
         done = subprocess.run([sys.executable, __file__, "--child", variant, "--prepared", str(args.prepared),
                                "--images", str(args.images), "--epochs", str(args.epochs), "--work", str(args.work)],
