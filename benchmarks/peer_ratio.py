@@ -105,22 +105,22 @@ def run_torch(x, y, epochs: int) -> dict:
             "params": sum(p.numel() for p in model.parameters()), "runtime": f"torch {torch.__version__}"}
 
 
-class _EpochTimes:
-    def __init__(self):
-        import keras
+def epoch_timer():
+    """A Keras callback whose ``durations`` lists each epoch's wall time."""
+    import keras
 
-        class Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.durations: list[float] = []
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.durations: list[float] = []
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.begin = time.perf_counter()
+        def on_epoch_begin(self, epoch, logs=None):
+            self.begin = time.perf_counter()
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.durations.append(time.perf_counter() - self.begin)
+        def on_epoch_end(self, epoch, logs=None):
+            self.durations.append(time.perf_counter() - self.begin)
 
-        self.callback = Timer()
+    return EpochTimer()
 
 
 def keras_model():
@@ -143,7 +143,7 @@ def run_keras(x, y, epochs: int, *, jit_compile=False, metrics=False) -> dict:
         compile_binary(model, optimizer, jit_compile=jit_compile)
     else:
         model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=jit_compile)
-    timer = _EpochTimes().callback
+    timer = epoch_timer()
     model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
     return {"images_per_s": epoch_rates(timer.durations, len(x)), "epoch_s": [round(d, 2) for d in timer.durations],
             "params": int(model.count_params()), "runtime": f"keras {keras.__version__} on {keras.backend.backend()}"}
@@ -173,7 +173,7 @@ def run_project(prepared: Path, epochs: int, work: Path, input_only: bool = Fals
                 "runtime": "inspectcnn input pipeline"}
     model = keras_model()
     compile_binary(model, build_optimizer("adam", RATE, schedule="cosine", steps=len(data) * epochs))
-    timer = _EpochTimes().callback
+    timer = epoch_timer()
     shutil.rmtree(work, ignore_errors=True)  # a resume backup of an earlier run would skip epochs
     work.mkdir(parents=True, exist_ok=True)
     callbacks = phase_callbacks(work / "backup", work / "history.csv", ThroughputMeter(count), NanGuard())
