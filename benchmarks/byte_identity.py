@@ -35,6 +35,7 @@ evaluate: {latency_runs: 1, latency_batch: 8, tta: flips, bootstrap: 50}
 ensemble: {candidates: auto, max_members: 3}
 report: {rank_by: roc_auc, gradcam_per_category: 1, error_gallery: 2}
 export: {formats: [onnx], calibration_size: 16, latency_runs: 2}
+edge: {epochs: 1, learning_rate: 0.001}
 health: {folds: 2, feature_size: 32}
 """
 FILES = ("metrics.json", "eval.json", "scores.json", "predictions.csv", "roc.csv", "pr.csv", "history.csv")

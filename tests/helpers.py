@@ -107,6 +107,7 @@ ensemble: {candidates: auto, max_members: 3}
 report: {rank_by: roc_auc, gradcam_per_category: 1, error_gallery: 4}
 register: {registry_name: inspectcnn-champion}
 export: {formats: [onnx], calibration_size: 16, latency_runs: 3}
+edge: {epochs: 1, learning_rate: 0.001}
 health: {folds: 2, feature_size: 32}
 anomaly: {}
 transfer:

@@ -12,6 +12,8 @@ The pipeline's folders (relative to the repository root) and what each holds:
 | ``data/val_predictions/<entry>.csv`` | evaluate | ensemble |
 | ``reports/champion.json`` | champion | export, report, register |
 | ``reports/export/``, ``reports/export.json``, ``export_run.json`` | export | report (checks), register |
+| ``reports/edge/`` (:class:`ModelFolder`: training files) | distil | evaluate_edge |
+| ``reports/edge/`` (evaluation files, ``export/``, ``export.json``, ``export_run.json``) | evaluate_edge | report, register |
 | ``reports/report.html``, ``report.md``, ``ranking.csv``, ``summary.json`` | report | people |
 | ``reports/model_card.md``, ``reports/registered.json`` | register | people, the MLflow registry |
 
@@ -47,6 +49,12 @@ RANKING = REPORTS / "ranking.csv"
 SUMMARY = REPORTS / "summary.json"
 MODEL_CARD = REPORTS / "model_card.md"  # the champion's card (register stage; logged with the version)
 REGISTERED = REPORTS / "registered.json"  # what the register stage registered, or why it did not
+# the single-view student distilled from the champion (distil stage: ModelFolder training files; evaluate_edge:
+# its evaluation files, export/ and the export checks beside them)
+EDGE = REPORTS / "edge"
+EDGE_EXPORT = EDGE / "export"
+EDGE_EXPORT_METRICS = EDGE / "export.json"
+EDGE_EXPORT_RUN = EDGE / "export_run.json"
 
 PREDICT_OUT = Path("predictions.csv")  # what `inspectcnn predict` writes unless told --out
 
@@ -273,8 +281,16 @@ STAGE_FILES: dict[str, StageFiles] = {
         fingerprinted=(MODELS,)),  # an ensemble of one member reuses that member's evaluation
     "champion": StageFiles(deps=(MODELS,), outs=(CHAMPION,)),
     "export": StageFiles(deps=(CHAMPION, MODELS, PREPARED), outs=(EXPORT, EXPORT_METRICS, EXPORT_RUN)),
-    "report": StageFiles(deps=(CHAMPION, MODELS, PREPARED, PREPARE_SUMMARY, EXPORT_METRICS, EXPORT_RUN, HEALTH),
+    "distil": StageFiles(deps=(CHAMPION, MODELS, PREPARED), outs=ModelFolder(EDGE).training_files),
+    "evaluate_edge": StageFiles(deps=(MODELS, PREPARED, *ModelFolder(EDGE).training_files[:3]),
+                                outs=(ModelFolder(EDGE).val_predictions, *ModelFolder(EDGE).evaluation_files,
+                                      EDGE_EXPORT, EDGE_EXPORT_METRICS, EDGE_EXPORT_RUN)),
+    "report": StageFiles(deps=(CHAMPION, MODELS, PREPARED, PREPARE_SUMMARY, EXPORT_METRICS, EXPORT_RUN, HEALTH,
+                               *ModelFolder(EDGE).training_files[1:3], ModelFolder(EDGE).evaluation,
+                               ModelFolder(EDGE).evaluation_run, EDGE_EXPORT_METRICS, EDGE_EXPORT_RUN),
                          outs=(REPORT_HTML, REPORT_MD, RANKING, SUMMARY)),
-    "register": StageFiles(deps=(CHAMPION, MODELS, PREPARED, PREPARE_SUMMARY, EXPORT_METRICS, EXPORT_RUN, EXPORT),
+    "register": StageFiles(deps=(CHAMPION, MODELS, PREPARED, PREPARE_SUMMARY, EXPORT_METRICS, EXPORT_RUN, EXPORT,
+                                 *ModelFolder(EDGE).training_files[:3], ModelFolder(EDGE).evaluation,
+                                 ModelFolder(EDGE).evaluation_run, EDGE_EXPORT, EDGE_EXPORT_METRICS),
                            outs=(MODEL_CARD, REGISTERED)),
 }

@@ -83,10 +83,59 @@ def register_version(params: Params, card: dict, served, artifacts_beside: list[
                                          ood_bank=ood_bank)
 
 
+def edge_description(evaluation: dict, training: dict, spec: dict) -> tuple[str, dict[str, str]]:
+    """The edge student's registered description and tags: what it was distilled from and how it compares."""
+    versus = evaluation["vs_teacher"]["roc_auc"]
+    interval = (evaluation.get("ci95") or {}).get("roc_auc") or [float("nan")] * 2
+    description = (f"Edge student: one view of {training['student']}, distilled from the champion {training['teacher']} "
+                   f"(TTA {training['teacher_tta']}) with keras.distillation.Distiller. Test split (n={evaluation['count']}): "
+                   f"accuracy {evaluation['accuracy']:.3f}, ROC-AUC {evaluation['roc_auc']:.3f} [{interval[0]:.3f}, "
+                   f"{interval[1]:.3f}]; minus its teacher {versus['difference']:+.4f} [{versus['ci95'][0]:+.4f}, "
+                   f"{versus['ci95'][1]:+.4f}] (paired bootstrap, 95 %). Decision threshold {spec['threshold']:.4f} "
+                   f"({spec['threshold_rule']}). Input: {spec['preprocessing']}.")
+    tags = {"entry": "edge", "kind": "distilled", "teacher": training["teacher"], "student": training["student"],
+            "threshold": f"{spec['threshold']:.6f}", "tta": "none", "positive_class": spec["positive_class"],
+            "input": f"{spec['input']['size']}x{spec['input']['size']}x{spec['input']['channels']}",
+            "test_accuracy": f"{evaluation['accuracy']:.4f}", "test_roc_auc": f"{evaluation['roc_auc'] or 0:.4f}",
+            "test_roc_auc_minus_teacher": f"{versus['difference']:+.4f}",
+            "evaluate_run": evaluation["cost"].get("mlflow_run_id") or "unknown"}
+    return description, tags
+
+
+def register_edge(params: Params, edge_dir: Path, prepared_dir: Path) -> str | None:
+    """The distilled student of ``edge_dir`` registered beside the champion (alias ``register.edge_alias``);
+    its URI, or None when MLflow is optional and could not be reached."""
+    from inspectcnn import serving, tracking
+    from inspectcnn.config import EDGE
+    from inspectcnn.models.saving import load_model
+    from inspectcnn.tracking import registry
+
+    folder = artifacts.ModelFolder(edge_dir)
+    if not folder.model.is_file():
+        raise FileNotFoundError(f"{folder.model} not found: run the distil stage first (dvc repro distil)")
+    evaluation, training = folder.read_evaluation(with_run=True), folder.read_training()
+    student = load_model(folder.model)
+    spec_file = Path(edge_dir) / "export" / artifacts.INFERENCE_SPEC
+    spec = (serving.read_spec(spec_file) if spec_file.is_file()
+            else serving.entry_spec(EDGE, student, evaluation, prepared_dir))
+    description, tags = edge_description(evaluation, training, spec)
+    config = params.registry
+    with tracking.stage_run("register", "register", params,
+                            {"entry": EDGE, "registry_name": config.registry_name, "alias": config.edge_alias,
+                             "threshold": spec["threshold"]},
+                            run_name=f"register@{EDGE}", tags={"entry": EDGE}) as run:
+        for path in (folder.evaluation, Path(edge_dir) / "export.json"):
+            if path.is_file():
+                run.log_artifact(path)
+        return registry.register_champion(student, spec, registry_name=config.registry_name, alias=config.edge_alias,
+                                         run=run, description=description, tags=tags)
+
+
 def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, champion_path: Path,
-        export_dir: Path, export_files: tuple[Path, Path], card_path: Path, out: Path) -> dict:
-    """The `register` stage: the model card of the champion into ``card_path``, then its registered version;
-    what was registered (or why not) into ``out``."""
+        export_dir: Path, export_files: tuple[Path, Path], card_path: Path, out: Path,
+        edge_dir: Path | None = None) -> dict:
+    """The `register` stage: the model card of the champion into ``card_path``, then its registered version,
+    then the edge student's (``edge_dir``); what was registered (or why not) into ``out``."""
     from inspectcnn import champion as choice, dihedral, model_card, ood
     from inspectcnn.devices import environment
     from inspectcnn.models.saving import load_model
@@ -123,7 +172,9 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
     uri = register_version(params, card, served, beside, record, bank)
     if uri is None:  # MLflow optional and unreachable: the card must not claim a registration
         write_card(None)
+    edge_uri = register_edge(params, edge_dir, prepared_dir) if edge_dir is not None else None
     result = {"champion": name, "registry_name": config.registry_name, "alias": config.alias, "uri": uri,
-              "reason": None if uri else "the MLflow tracking server could not be reached (mlflow.required: false)"}
+              "reason": None if uri else "the MLflow tracking server could not be reached (mlflow.required: false)",
+              "edge": {"alias": config.edge_alias, "uri": edge_uri} if edge_dir is not None else None}
     artifacts.write_json(out, result)
     return result

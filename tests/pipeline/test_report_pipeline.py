@@ -254,8 +254,53 @@ def test_predict_reports_a_corrupt_file_and_scores_the_rest(project, tmp_path):
     assert "broken.png" in result.stdout + result.stderr and "1 skipped" in result.stdout
 
 
+def test_the_edge_student_is_distilled_with_keras_evaluated_against_its_teacher_exported_and_registered(project):
+    """The distil stage trains one view through keras.distillation.Distiller (its losses in the history), keeps
+    an epoch only if it beats the start on validation; evaluate_edge compares it with the champion on the same
+    test cells and exports it; the registry serves exactly the evaluated student as @edge."""
+    import mlflow
+    import numpy as np
+
+    from inspectcnn.data.dataset import load_split
+
+    edge = project / "reports" / "edge"
+    metrics = json.loads((edge / "metrics.json").read_text())
+    champion = json.loads((project / "reports" / "champion.json").read_text())["champion"]
+    assert metrics["teacher"] == champion and metrics["views"] == 1
+    assert metrics["best_val_auc"] >= metrics["start_val_auc"] or not metrics["distilled"]
+    with (edge / "history.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert {"distillation_loss", "student_loss", "val_auc"} <= set(header)
+    evaluation = json.loads((edge / "eval.json").read_text())
+    assert evaluation["tta"] == "none" and evaluation["cost"]["views"] == 1
+    versus = evaluation["vs_teacher"]
+    assert versus["teacher"] == champion
+    teacher = _eval(project, champion)
+    assert versus["roc_auc"]["difference"] == pytest.approx(evaluation["roc_auc"] - teacher["roc_auc"], abs=1e-4)
+    assert versus["roc_auc"]["ci95"][0] <= versus["roc_auc"]["difference"] <= versus["roc_auc"]["ci95"][1]
+    checks = json.loads((edge / "export.json").read_text())
+    latencies = json.loads((edge / "export_run.json").read_text())["formats"]
+    assert {f for f, r in checks["formats"].items() if r["status"] == "ok"} == {"keras", "onnx", "onnx_int8"}
+    assert all(latencies[f]["latency_b1_ms"] > 0 for f in ("onnx", "onnx_int8"))
+    assert (edge / "export" / "model_int8.onnx").is_file() and (edge / "export" / "inference.json").is_file()
+    report = (project / "reports" / "report.md").read_text()
+    assert "## The edge student" in report and "Latency budget: onnx_int8" in report
+    registered = json.loads((project / "reports" / "registered.json").read_text())
+    assert registered["edge"]["uri"] == "models:/inspectcnn-champion@edge"
+    with (edge / "predictions.csv").open() as handle:
+        expected = {r["id"]: float(r["probability"]) for r in csv.DictReader(handle)}
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/inspectcnn-champion@edge")
+    size = model.metadata.get_input_schema().inputs[0].shape[1]
+    data = load_split(project / "data" / "prepared", "test", image_size=size, batch_size=64, channels=1)
+    probabilities = np.concatenate([model.predict(data[i][0])["probability"].to_numpy() for i in range(len(data))])
+    assert max(abs(float(p) - expected[i]) for i, p in zip(data.ids, probabilities)) < 1e-4
+    assert mlflow.MlflowClient().get_model_version_by_alias("inspectcnn-champion", "champion").version != \
+        mlflow.MlflowClient().get_model_version_by_alias("inspectcnn-champion", "edge").version
+
+
 def test_train_transfer_and_ensemble_never_open_the_test_split(project, tmp_path):
-    """With the test shards gone, every stage that makes a choice still runs; evaluation (the one reader
+    """With the test shards gone, every stage that makes a choice (the distillation included) still runs; evaluation (the one reader
     of the test split) is the control that fails."""
     import shutil
 
@@ -271,10 +316,11 @@ def test_train_transfer_and_ensemble_never_open_the_test_split(project, tmp_path
          "--out", str(tmp_path / "tiny_hed")),
         ("pipeline.ensemble", "--models", "models", "--val-predictions", "data/val_predictions",
          "--out", str(tmp_path / "ensemble")),
+        ("pipeline.distil", "--prepared", str(prepared), "--out", str(tmp_path / "edge")),
     )
     for stage in stages:
         run_in(project, "python", "-m", *stage)  # raises with the output if the stage failed
-    assert (tmp_path / "ensemble" / "model.keras").is_file()
+    assert (tmp_path / "ensemble" / "model.keras").is_file() and (tmp_path / "edge" / "model.keras").is_file()
     control = run_in(project, "python", "-m", "pipeline.evaluate", "--name", "lenet", "--prepared",
                      str(prepared), "--model-dir", str(tmp_path / "lenet"), "--val-predictions",
                      str(tmp_path / "val.csv"), check=False)

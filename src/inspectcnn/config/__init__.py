@@ -14,11 +14,13 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from inspectcnn.config.sections import (
+    EDGE,
     ENSEMBLE,
     AnomalyConfig,
     EXPORT_FORMATS,
     AugmentConfig,
     DataConfig,
+    EdgeConfig,
     EnsembleConfig,
     EvaluateConfig,
     ExportConfig,
@@ -37,7 +39,7 @@ from inspectcnn.config.sections import (
 from inspectcnn.errors import UserError
 
 __all__ = [
-    "ENSEMBLE", "EXPORT_FORMATS", "PARAMS_FILE", "AnomalyConfig", "AugmentConfig", "ConfigError", "DataConfig", "EnsembleConfig",
+    "EDGE", "ENSEMBLE", "EXPORT_FORMATS", "PARAMS_FILE", "AnomalyConfig", "AugmentConfig", "ConfigError", "DataConfig", "EdgeConfig", "EnsembleConfig",
     "EvaluateConfig", "ExportConfig", "FitConfig", "HealthConfig", "MlflowConfig", "ModelEntry", "OodConfig", "Params", "RegisterConfig",
     "ReportConfig", "SplitConfig", "TrainConfig", "TransferConfig", "load_params", "parse_params", "read_raw",
 ]
@@ -70,6 +72,7 @@ class Params(Frozen):
     registry: RegisterConfig = Field(RegisterConfig(), alias="register")
     export: ExportConfig = ExportConfig()
     health: HealthConfig = HealthConfig()
+    edge: EdgeConfig = EdgeConfig()
 
     @field_validator("models", mode="before")
     @classmethod
@@ -89,6 +92,10 @@ class Params(Frozen):
                                  "rename one")
         if any(ENSEMBLE in entries for entries in sections.values()):
             raise ValueError(f"the entry name {ENSEMBLE!r} is the ensemble's folder (models/{ENSEMBLE}); rename the entry")
+        student = self.edge.student
+        if student != "auto" and student not in self.models and student not in self.transfer:
+            raise ValueError(f"edge.student: {student!r} is not an entry of transfer: or models: "
+                             f"(entries: {sorted([*self.models, *self.transfer])}), or auto")
         candidates = self.ensemble.candidates
         if candidates != "auto" and not candidates:
             raise ValueError("ensemble.candidates: name at least one entry, or auto (every entry)")

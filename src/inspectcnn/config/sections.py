@@ -269,6 +269,7 @@ class RegisterConfig(Frozen):
     registry_name: str = "inspectcnn-champion"
     # the alias that points at the newest version (models:/<name>@<alias>); not "latest", not v<number>
     alias: str = "champion"
+    edge_alias: str = "edge"  # the distilled single-view student (edge: section), a version of the same model
 
     @field_validator("registry_name")
     @classmethod
@@ -278,7 +279,7 @@ class RegisterConfig(Frozen):
                              "letter or digit")
         return value
 
-    @field_validator("alias")
+    @field_validator("alias", "edge_alias")
     @classmethod
     def _alias(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", value):
@@ -286,6 +287,13 @@ class RegisterConfig(Frozen):
         if value == "latest" or (value[0] == "v" and value[1:].isdigit()):
             raise ValueError("latest and v<number> are MLflow's own version references: choose another alias")
         return value
+
+    @model_validator(mode="after")
+    def _distinct_aliases(self):
+        if self.alias == self.edge_alias:
+            raise ValueError(f"alias and edge_alias are both {self.alias!r}: the champion and the edge student "
+                             "need an alias each")
+        return self
 
 
 class EnsembleConfig(Frozen):
@@ -388,6 +396,36 @@ class ExportConfig(Frozen):
             if len(set(value)) != len(value):
                 raise ValueError(f"a format is named twice: {value}")
         return value
+
+
+class EdgeConfig(Frozen):
+    """The ``edge:`` section: a single-view student for a line camera (reports/edge/), distilled from the
+    champion as it is served (with its test-time augmentation) by ``keras.distillation.Distiller``.
+
+    The student starts from the trained network of the transfer entry ``student`` (one view, no test-time
+    augmentation) and learns for ``epochs`` from the labels and the teacher's probabilities; it is then
+    evaluated, exported and registered like the champion (alias ``register.edge_alias``)."""
+
+    # the entry whose trained network starts the student: auto (the champion when it is one network, else the
+    # first transfer: entry, else the first models: entry) or a transfer: or models: entry
+    student: str = "auto"
+    epochs: int = Field(1, ge=1, le=1000)
+    learning_rate: float = Field(1e-4, gt=0.0, le=1.0)
+    # the share of the labels' loss; the rest is the binary cross-entropy to the teacher's probabilities
+    student_loss_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # ONNX and its int8 quantisation: what a line computer runs (any of the export formats)
+    formats: list[Literal[EXPORT_FORMATS]] = Field(default_factory=lambda: ["onnx", "onnx_int8"])
+    latency_target_ms: float = Field(10.0, gt=0.0)  # batch-1 budget of the int8 file; the report checks it
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, value):
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"name each format once, at least one: {value}")
+        return value
+
+
+EDGE = "edge"  # the student's entry name (reports/edge/)
 
 
 ENSEMBLE = "ensemble"  # the ensemble's entry name and folder (models/ensemble)

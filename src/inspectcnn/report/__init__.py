@@ -32,13 +32,21 @@ from inspectcnn.report.numbers import (
     scratch_comparison,
     significance,
 )
-from inspectcnn.report.pages import anomaly_figures, error_gallery, figures, gradcam_figures, render
+from inspectcnn.report.pages import (
+    accuracy_latency_figure,
+    anomaly_figures,
+    error_gallery,
+    figures,
+    gradcam_figures,
+    render,
+)
 
 __all__ = ["Entry", "champion_reason", "collect", "pareto_front", "ranking", "run"]
 
 
 def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path, champion_path: Path,
-        export_files: tuple[Path, Path] | None, health_path: Path | None, out_dir: Path) -> dict:
+        export_files: tuple[Path, Path] | None, health_path: Path | None, out_dir: Path,
+        edge_dir: Path | None = None) -> dict:
     """The `report` stage: every evaluated entry compared, the champion (the champion stage's record) and the
     export checks shown; report.html, report.md, ranking.csv and summary.json written to ``out_dir``."""
     from inspectcnn import champion as choice
@@ -59,6 +67,7 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
     data = read_json(summary_path) if summary_path.is_file() else {}
     context = _context(params, entries, rows, models, record, prepared_dir, data, health_path)
     context.update(export=export, export_problems=exporting.problems(export))
+    context["edge"] = edge_section(edge_dir, export, champion) if edge_dir is not None else None
     render(context, out_dir)
     write_table(out_dir / artifacts.RANKING.name, [  # timings stay in the run records (models/*/run.json, ...)
         {**{k: v for k, v in row.items() if k != "ci95" and k not in TIMING_COLUMNS},
@@ -69,8 +78,33 @@ def run(params: Params, models_dir: Path, prepared_dir: Path, summary_path: Path
     summary = {"champion": champion, "select_by": record["select_by"], "champion_val": record["value"],
                "champion_roc_auc": best["roc_auc"], "champion_accuracy": best["accuracy"],
                "champion_ci95": best["ci95"], "models": len(rows), "export_problems": context["export_problems"]}
+    if context["edge"]:
+        edge = context["edge"]
+        summary["edge"] = {"roc_auc": edge["evaluation"]["roc_auc"], "accuracy": edge["evaluation"]["accuracy"],
+                           "roc_auc_minus_teacher": edge["evaluation"]["vs_teacher"]["roc_auc"],
+                           "export_problems": edge["problems"]}
     write_json(out_dir / artifacts.SUMMARY.name, summary)
     return summary
+
+
+def edge_section(edge_dir: Path, export: dict | None, champion: str) -> dict | None:
+    """The edge student as the report shows it (None before its evaluation): evaluation, distillation,
+    export checks with latencies, the latency verdict, the accuracy-versus-latency figure."""
+    from inspectcnn import export as exporting
+    from inspectcnn.edge import latency_verdict
+
+    folder = artifacts.ModelFolder(edge_dir)
+    if not folder.evaluation.is_file():
+        return None
+    evaluation, training = folder.read_evaluation(with_run=True), folder.read_training()
+    edge_export = artifacts.read_export(edge_dir / artifacts.EDGE_EXPORT_METRICS.name,
+                                        edge_dir / artifacts.EDGE_EXPORT_RUN.name)
+    verdict = latency_verdict(edge_export) if edge_export else None
+    target = float((edge_export or {}).get("latency_target_ms") or 0) or None
+    return {"evaluation": evaluation, "training": training, "export": edge_export, "verdict": verdict,
+            "problems": exporting.problems(edge_export),
+            "figure": accuracy_latency_figure(export, edge_export or {}, target or 10.0,
+                                              (f"champion {champion} (TTA)", f"edge student (one view)"))}
 
 
 def _context(params: Params, entries: list[Entry], rows: list[dict], models: dict, record: dict,

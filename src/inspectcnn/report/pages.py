@@ -98,6 +98,26 @@ def pareto_figure(rows: list[dict], front_macs: set, front_latency: set) -> str:
 
 
 
+def accuracy_latency_figure(teacher: dict | None, student: dict, target_ms: float, names: tuple[str, str]) -> str:
+    """Test accuracy against batch-1 latency of every checked file of the champion (``teacher``, its export
+    record) and of the edge student (``student``), with the student's latency budget."""
+    figure, axis = plots.plt.subplots(figsize=(7.5, 4.2))
+    for record, marker, color, name in ((teacher, "o", "C0", names[0]), (student, "s", "C3", names[1])):
+        points = [(fmt, r) for fmt, r in ((record or {}).get("formats") or {}).items()
+                  if r.get("status") == "ok" and r.get("latency_b1_ms")]
+        for fmt, row in points:
+            axis.scatter(row["latency_b1_ms"], row["accuracy"], marker=marker, color=color, s=40)
+            axis.annotate(fmt, (row["latency_b1_ms"], row["accuracy"]), fontsize=7, xytext=(3, 3),
+                          textcoords="offset points")
+        if points:
+            axis.scatter([], [], marker=marker, color=color, label=name)
+    axis.axvline(target_ms, color="0.4", ls="--", lw=1, label=f"edge budget {target_ms:g} ms")
+    axis.set(xscale="log", xlabel="latency, batch 1, through each file's runtime (ms, log)", ylabel="test accuracy")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return png(figure)
+
+
 def gradcam_figures(entries: list[Entry], models: dict, prepared_dir: Path, per_category: int) -> dict[str, str]:
     """For each model: Grad-CAM maps of a few true positives, false positives and false negatives."""
     if per_category == 0:
