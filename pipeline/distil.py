@@ -16,9 +16,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work(params):
-        from inspectcnn.edge import run_distil
+        from inspectcnn.distil import run
 
-        return run_distil(params, args.models, args.prepared, args.champion, args.out)
+        return run(params, args.models, args.prepared, args.champion, args.out)
 
     metrics = run_stage("distil", work, args.params)
     print(f"distil: {metrics['teacher']} (TTA {metrics['teacher_tta']}) -> one view of {metrics['student']}: "

@@ -16,9 +16,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work(params):
-        from inspectcnn.edge import run_evaluate
+        from inspectcnn.edge import run
 
-        return run_evaluate(params, args.models, args.prepared, args.edge)
+        return run(params, args.models, args.prepared, args.edge)
 
     results = run_stage("evaluate_edge", work, args.params)
     ci, versus = results.get("ci95") or {}, results["vs_teacher"]

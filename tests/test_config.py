@@ -160,6 +160,35 @@ def test_a_bad_registry_name_or_alias_is_a_user_error_naming_the_key(section, me
 
 
 def test_the_register_section_reads_as_params_registry():
-    params = parse_params({"register": {"registry_name": "line-7.champion", "alias": "edge"}})
-    assert (params.registry.registry_name, params.registry.alias) == ("line-7.champion", "edge")
+    params = parse_params({"register": {"registry_name": "line-7.champion", "alias": "production"}})
+    assert (params.registry.registry_name, params.registry.alias) == ("line-7.champion", "production")
     assert parse_params({}).registry.registry_name == "inspectcnn-champion"
+
+
+def test_the_edge_student_must_be_an_entry_and_its_alias_distinct_from_the_champions():
+    base = {"transfer": {"lite": {"backbone": "efficientnet_lite0", "weights": "imagenet-lite"}},
+            "models": {"lenet": {}}}
+    assert parse_params({**base, "edge": {"student": "lite"}}).edge.student == "lite"
+    with pytest.raises(ConfigError, match=r"edge.student: 'vgg99' is not an entry of transfer: or models: "
+                                          r"\(entries: \['lenet', 'lite'\]\), or auto"):
+        parse_params({**base, "edge": {"student": "vgg99"}})
+    with pytest.raises(ConfigError, match="alias and edge_alias are both 'champion'"):
+        parse_params({"register": {"edge_alias": "champion"}})
+    with pytest.raises(ConfigError) as caught:
+        parse_params({"edge": {"student_loss_weight": 1.5, "formats": ["onnx", "onnx"], "epochs": 0}})
+    message = str(caught.value)
+    assert "edge.student_loss_weight" in message and "edge.formats: name each format once" in message
+    assert "edge.epochs" in message
+
+
+def test_the_edge_student_starts_from_the_champion_when_it_is_one_network_else_the_first_transfer_entry():
+    from inspectcnn.distil import student_entry
+
+    params = parse_params({"transfer": {"lite": {"backbone": "efficientnet_lite0", "weights": "imagenet-lite"}},
+                           "models": {"lenet": {}}})
+    assert student_entry(params, "lenet") == "lenet"
+    assert student_entry(params, "lite") == "lite"
+    assert student_entry(params, "ensemble") == "lite"  # several networks: no single one to start from
+    assert student_entry(parse_params({"models": {"lenet": {}}}), "ensemble") == "lenet"
+    with pytest.raises(ConfigError, match="auto needs a transfer: or models: entry"):
+        student_entry(parse_params({}), "ensemble")

@@ -256,6 +256,16 @@ def problems(result: dict) -> dict[str, list[str]]:
     return found
 
 
+def latency_verdict(export: dict, fmt: str = "onnx_int8") -> dict | None:
+    """Whether ``fmt``'s batch-1 latency (an export record with its run record merged, its ``latency_target_ms`` beside the formats) meets the target."""
+    row = (export or {}).get("formats", {}).get(fmt) or {}
+    if row.get("status") != "ok" or "latency_b1_ms" not in row:
+        return None
+    target = float(export["latency_target_ms"])
+    return {"format": fmt, "ms": float(row["latency_b1_ms"]), "target_ms": target,
+            "met": float(row["latency_b1_ms"]) < target}
+
+
 def _runtime(fmt: str) -> str:
     return formats.ENGINES[FORMATS[fmt].engine].version()
 

@@ -115,7 +115,7 @@ def register_edge(params: Params, edge_dir: Path, prepared_dir: Path) -> str | N
         raise FileNotFoundError(f"{folder.model} not found: run the distil stage first (dvc repro distil)")
     evaluation, training = folder.read_evaluation(with_run=True), folder.read_training()
     student = load_model(folder.model)
-    spec_file = Path(edge_dir) / "export" / artifacts.INFERENCE_SPEC
+    spec_file = Path(edge_dir) / artifacts.EDGE_EXPORT.name / artifacts.INFERENCE_SPEC
     spec = (serving.read_spec(spec_file) if spec_file.is_file()
             else serving.entry_spec(EDGE, student, evaluation, prepared_dir))
     description, tags = edge_description(evaluation, training, spec)
@@ -124,7 +124,7 @@ def register_edge(params: Params, edge_dir: Path, prepared_dir: Path) -> str | N
                             {"entry": EDGE, "registry_name": config.registry_name, "alias": config.edge_alias,
                              "threshold": spec["threshold"]},
                             run_name=f"register@{EDGE}", tags={"entry": EDGE}) as run:
-        for path in (folder.evaluation, Path(edge_dir) / "export.json"):
+        for path in (folder.evaluation, Path(edge_dir) / artifacts.EDGE_EXPORT_METRICS.name):
             if path.is_file():
                 run.log_artifact(path)
         return registry.register_champion(student, spec, registry_name=config.registry_name, alias=config.edge_alias,

@@ -410,7 +410,7 @@ class EdgeConfig(Frozen):
     # first transfer: entry, else the first models: entry) or a transfer: or models: entry
     student: str = "auto"
     epochs: int = Field(1, ge=1, le=1000)
-    learning_rate: float = Field(1e-4, gt=0.0, le=1.0)
+    learning_rate: float = Field(2e-5, gt=0.0, le=1.0)  # small: the student starts from a trained network
     # the share of the labels' loss; the rest is the binary cross-entropy to the teacher's probabilities
     student_loss_weight: float = Field(0.5, ge=0.0, le=1.0)
     # ONNX and its int8 quantisation: what a line computer runs (any of the export formats)

@@ -91,7 +91,6 @@ def edge_section(edge_dir: Path, export: dict | None, champion: str) -> dict | N
     """The edge student as the report shows it (None before its evaluation): evaluation, distillation,
     export checks with latencies, the latency verdict, the accuracy-versus-latency figure."""
     from inspectcnn import export as exporting
-    from inspectcnn.edge import latency_verdict
 
     folder = artifacts.ModelFolder(edge_dir)
     if not folder.evaluation.is_file():
@@ -99,7 +98,7 @@ def edge_section(edge_dir: Path, export: dict | None, champion: str) -> dict | N
     evaluation, training = folder.read_evaluation(with_run=True), folder.read_training()
     edge_export = artifacts.read_export(edge_dir / artifacts.EDGE_EXPORT_METRICS.name,
                                         edge_dir / artifacts.EDGE_EXPORT_RUN.name)
-    verdict = latency_verdict(edge_export) if edge_export else None
+    verdict = exporting.latency_verdict(edge_export) if edge_export else None
     target = float((edge_export or {}).get("latency_target_ms") or 0) or None
     return {"evaluation": evaluation, "training": training, "export": edge_export, "verdict": verdict,
             "problems": exporting.problems(edge_export),
