@@ -91,9 +91,10 @@ def main() -> None:
     finally:
         params_file.write_bytes(original)
     rerun = ran_stages(output)
-    # the ensemble chooses on every entry's validation probabilities, the export follows the champion
+    # the ensemble chooses on every entry's validation probabilities, the export and the edge student follow the
+    # champion
     expected = [f"train@{args.entry}", f"evaluate@{args.entry}", "ensemble", "evaluate_ensemble", "champion", "export",
-                "report", "register"]
+                "distil", "evaluate_edge", "report", "register"]
     print(f"after the edit dvc {'would run' if args.dry else 'ran'}: {', '.join(rerun)} ({wall_edit:.1f} s)")
     print(f"expected exactly {', '.join(expected)}: {'yes' if sorted(rerun) == sorted(expected) else 'NO'}")
     wall_back, rerun_back = None, None

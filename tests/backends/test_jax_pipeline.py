@@ -45,9 +45,9 @@ def project(tmp_path_factory):
 def test_every_stage_runs_under_jax_without_tensorflow(project):
     root, output = project
     assert ran_stages(output) == [
-        "anomaly@tiny_padim", "champion", "ensemble", "evaluate@lenet", "evaluate@simple_cnn", "evaluate_anomaly@tiny_padim",
-        "evaluate_ensemble", "evaluate_transfer@tiny_hed", "export", "health", "prepare", "register", "report",
-        "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
+        "anomaly@tiny_padim", "champion", "distil", "ensemble", "evaluate@lenet", "evaluate@simple_cnn",
+        "evaluate_anomaly@tiny_padim", "evaluate_edge", "evaluate_ensemble", "evaluate_transfer@tiny_hed", "export",
+        "health", "prepare", "register", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
     ]
     anomaly = json.loads((root / "models" / "tiny_padim" / "metrics.json").read_text())
     assert anomaly["onnx_check"].startswith("skipped: ONNX export under the jax backend needs")
@@ -97,6 +97,6 @@ def test_switching_the_backend_reruns_the_keras_stages_only(project):
     (root / "params.yaml").write_text(params)
     (root / "src" / "sitecustomize.py").unlink()
     status = run_in(root, "dvc", "status").stdout
-    for stage in ("train@lenet", "transfer@tiny_hed", "evaluate@lenet", "ensemble", "export", "report"):
+    for stage in ("train@lenet", "transfer@tiny_hed", "evaluate@lenet", "ensemble", "export", "distil", "report"):
         assert stage in status, stage
     assert "prepare" not in status

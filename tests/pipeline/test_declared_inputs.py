@@ -76,8 +76,8 @@ def test_every_stage_reads_only_what_its_dvc_entry_declares(project):
     stages = {line.split("\t")[0] for line in log.read_text().splitlines()}
     # every stage that reads pipeline files was watched (prepare reads only the source images)
     assert {"health", "train@lenet", "transfer@tiny_hed", "anomaly@tiny_padim", "evaluate@lenet",
-            "evaluate_anomaly@tiny_padim", "ensemble", "evaluate_ensemble", "champion", "export", "report",
-            "register"} <= stages
+            "evaluate_anomaly@tiny_padim", "ensemble", "evaluate_ensemble", "champion", "export", "distil",
+            "evaluate_edge", "report", "register"} <= stages
     assert undeclared(root, log) == []
 
 

@@ -26,8 +26,9 @@ def project(tmp_path_factory):
 def test_repro_trains_every_entry(project):
     root, output = project
     assert ran_stages(output) == [
-        "champion", "ensemble", "evaluate@lenet", "evaluate@simple_cnn", "evaluate_ensemble", "evaluate_transfer@tiny_hed",
-        "export", "health", "prepare", "register", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
+        "champion", "distil", "ensemble", "evaluate@lenet", "evaluate@simple_cnn", "evaluate_edge", "evaluate_ensemble",
+        "evaluate_transfer@tiny_hed", "export", "health", "prepare", "register", "report", "train@lenet",
+        "train@simple_cnn", "transfer@tiny_hed",
     ]
     for name in ("lenet", "simple_cnn"):
         folder = root / "models" / name
@@ -77,6 +78,6 @@ def test_editing_one_learning_rate_reruns_only_that_entry(project):
     params.write_text(params.read_text().replace("lenet: {learning_rate: 0.001}", "lenet: {learning_rate: 0.002}"))
     output = run_in(root, "dvc", "repro").stdout
     # the ensemble chooses on every entry's validation probabilities: it is rebuilt and re-evaluated too; the
-    # champion is chosen again (it may change), so the export follows
-    assert ran_stages(output) == ["champion", "ensemble", "evaluate@lenet", "evaluate_ensemble", "export", "register",
-                                  "report", "train@lenet"]
+    # champion is chosen again (it may change), so the export and the edge student follow
+    assert ran_stages(output) == ["champion", "distil", "ensemble", "evaluate@lenet", "evaluate_edge",
+                                  "evaluate_ensemble", "export", "register", "report", "train@lenet"]
