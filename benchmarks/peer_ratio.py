@@ -20,6 +20,9 @@ epochs after the first (the first one traces and compiles). Variants:
                       each on both cores)
   keras_jax        bare Keras on JAX (model.fit on the arrays)
   keras_torch      bare Keras on PyTorch
+  profile_torch    one PyTorch epoch under torch.profiler: the ops' share of self CPU time
+  profile_keras_tf one bare Keras-TensorFlow epoch under the TensorFlow profiler, read with xprof (pip install
+                   xprof): the op types' share of self time
 
     python benchmarks/peer_ratio.py                         # every variant, 4 epochs each
     python benchmarks/peer_ratio.py --variants torch keras_tf --epochs 3
@@ -45,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "peer_ratio.json"
 SIZE, BATCH, THREADS, RATE = 64, 32, 2, 1e-3
 VARIANTS = ("torch", "keras_tf", "keras_tf_xla", "keras_tf_metrics", "project", "input_only", "keras_tf_no_onednn",
-            "keras_tf_interop1", "keras_jax", "keras_torch")
+            "keras_tf_interop1", "keras_jax", "keras_torch", "profile_torch", "profile_keras_tf")
 BACKEND = {"keras_jax": "jax", "keras_torch": "torch"}
 ENVIRONMENT = {"keras_tf_no_onednn": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "keras_tf_interop1": {"TF_NUM_INTEROP_THREADS": "1"}}
 
@@ -182,6 +185,73 @@ def run_project(prepared: Path, epochs: int, work: Path, input_only: bool = Fals
             "params": int(model.count_params()), "runtime": f"keras {keras.__version__} on {keras.backend.backend()}"}
 
 
+def top_ops(times: dict[str, float], count: int = 8) -> dict:
+    """{op: share of the epoch's op self time} of the ``count`` largest, plus the total in seconds."""
+    total = sum(times.values())
+    ranked = sorted(times.items(), key=lambda item: -item[1])[:count]
+    return {"op_self_s": round(total, 2), "top": {name: round(t / total, 3) for name, t in ranked}}
+
+
+def profile_torch(x, y) -> dict:
+    """One epoch of the PyTorch loop under torch.profiler (after a warm-up epoch): self CPU time per op."""
+    import torch
+    import torchvision
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=1)
+    model.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    optimizer, loss_fn = torch.optim.Adam(model.parameters(), lr=RATE), torch.nn.BCEWithLogitsLoss()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
+        torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)), batch_size=BATCH, shuffle=True)
+
+    def epoch():
+        for xb, yb in loader:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(xb), yb).backward()
+            optimizer.step()
+
+    epoch()
+    begin = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        epoch()
+    wall = time.perf_counter() - begin
+    times = {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
+    return {"epoch_s": round(wall, 2), **top_ops(times), "runtime": f"torch {torch.__version__}"}
+
+
+def profile_keras_tf(x, y, work: Path) -> dict:
+    """One epoch of bare Keras-TensorFlow ``fit`` under the TensorFlow profiler (after a warm-up epoch), read
+    back with xprof's framework_op_stats: self time per TensorFlow op type (needs ``pip install xprof``)."""
+    import keras
+    import tensorflow as tf
+    from xprof.convert import raw_to_tool_data
+
+    model = keras_model()
+    model.compile(optimizer=keras.optimizers.Adam(RATE), loss="binary_crossentropy")
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
+    logdir = work / "tf-profile"
+    shutil.rmtree(logdir, ignore_errors=True)
+    begin = time.perf_counter()
+    tf.profiler.experimental.start(str(logdir))
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0)
+    tf.profiler.experimental.stop()
+    wall = time.perf_counter() - begin
+    planes = sorted(str(p) for p in logdir.rglob("*.xplane.pb"))
+    data, _ = raw_to_tool_data.xspace_to_tool_data(planes, "framework_op_stats", {})
+    table = json.loads(data)
+    table = table[0] if isinstance(table, list) else table
+    columns = [c["id"] for c in table["cols"]]
+    times: dict[str, float] = {}
+    for row in table["rows"]:
+        values = dict(zip(columns, (cell.get("v") if isinstance(cell, dict) else cell for cell in row["c"])))
+        if values.get("host_or_device", "Host") != "Host" or values.get("type") in (None, "IDLE"):
+            continue
+        times[values["type"]] = times.get(values["type"], 0.0) + float(values.get("total_self_time") or 0) / 1e6
+    return {"epoch_s": round(wall, 2), **top_ops(times), "runtime": f"keras {keras.__version__} on tensorflow"}
+
+
 def one(variant: str, prepared: Path | None, count: int, epochs: int, work: Path) -> dict:
     """The variant in this process (the child)."""
     if variant in ("project", "input_only"):
@@ -191,6 +261,10 @@ def one(variant: str, prepared: Path | None, count: int, epochs: int, work: Path
     x, y = images(prepared, count, 0, work.parent / "images.npz")
     if variant == "torch":
         return run_torch(x, y, epochs)
+    if variant == "profile_torch":
+        return profile_torch(x, y)
+    if variant == "profile_keras_tf":
+        return profile_keras_tf(x, y, work)
     return run_keras(x, y, epochs, jit_compile=variant == "keras_tf_xla", metrics=variant == "keras_tf_metrics")
 
 
@@ -228,6 +302,10 @@ def main() -> None:
                          {"failed": f"exit {done.returncode}: " + (done.stderr.strip().splitlines() or [""])[-1][:300]})
         rows[variant]["process_s"] = round(time.perf_counter() - begin, 1)
         print(f"{variant}: {rows[variant]}", file=sys.stderr)
+    if RESULTS.is_file():  # a run of some variants keeps the others' rows measured with the same settings
+        earlier = json.loads(RESULTS.read_text())
+        if (earlier.get("images"), earlier.get("epochs")) == (args.images, args.epochs):
+            rows = {**{k: v for k, v in earlier["rows"].items() if k not in rows}, **rows}
     reference = rows.get("torch", {}).get("images_per_s")
     for row in rows.values():
         if reference and row.get("images_per_s"):
@@ -244,6 +322,10 @@ def main() -> None:
     for name, row in rows.items():
         shown = row.get("images_per_s", row.get("skipped") or row.get("failed"))
         print(f"| {name} | {shown} | {row.get('vs_torch', '')} | {row.get('params', '')} |")
+    for name, row in rows.items():
+        if "top" in row:
+            print(f"\n{name}: one epoch {row['epoch_s']} s, op self time {row['op_self_s']} s; largest shares: "
+                  + ", ".join(f"{op} {share:.0%}" for op, share in row["top"].items()))
 
 
 if __name__ == "__main__":
