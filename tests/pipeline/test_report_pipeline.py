@@ -75,8 +75,9 @@ def test_dvc_metrics_show_is_one_row_per_model_with_the_comparable_columns(proje
     assert "failed to load" not in shown.stdout + shown.stderr
     lines = [line.split() for line in shown.stdout.splitlines() if line.strip()]
     assert lines[0] == ["Path", *sorted(SCORE_KEYS)]
-    assert sorted(row[0] for row in lines[1:]) == sorted(f"models/{name}/scores.json"
-                                                       for name in ("ensemble", "lenet", "simple_cnn", "tiny_hed", "tiny_padim"))
+    assert sorted(row[0] for row in lines[1:]) == sorted([*(f"models/{name}/scores.json"
+                                                         for name in ("ensemble", "lenet", "simple_cnn", "tiny_hed", "tiny_padim")),
+                                                       "reports/edge/scores.json"])  # the edge student is a row too
     assert all(len(row) == len(SCORE_KEYS) + 1 for row in lines[1:])
     for name in ("lenet", "tiny_hed"):  # the same numbers as the full evaluation
         scores = json.loads((project / "models" / name / "scores.json").read_text())

@@ -44,7 +44,10 @@ def test_one_finished_mlflow_run_per_entry_with_epochs_and_model(project):
     root, _ = project
     runs = {r.info.run_name: r for r in mlflow_runs(root)
             if not r.info.run_name.startswith(("evaluate@", "register@"))}
-    assert set(runs) == {"train@lenet", "train@simple_cnn", "transfer@tiny_hed", "ensemble"}
+    assert set(runs) == {"train@lenet", "train@simple_cnn", "transfer@tiny_hed", "ensemble", "distil@edge"}
+    distil = runs.pop("distil@edge")  # the edge student: its own run, with its teacher and one epoch
+    assert distil.info.status == "FINISHED" and distil.data.tags["dvc_stage"] == "distil"
+    assert distil.data.tags["teacher"] == json.loads((root / "reports" / "champion.json").read_text())["champion"]
     ensemble = runs.pop("ensemble")
     assert ensemble.info.status == "FINISHED" and ensemble.data.tags["kind"] == "ensemble"
     assert any(k.startswith("weight_") for k in ensemble.data.metrics)
