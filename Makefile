@@ -10,9 +10,12 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 # params.yaml's backend: (tensorflow | jax | torch); its packages come from requirements-<backend>.txt
 BACKEND := $(or $(shell sed -n 's/^backend:[[:space:]]*\([a-z]*\).*/\1/p' params.yaml),tensorflow)
 
-.PHONY: setup run test smoke gpu-params ui server server-stop clean
+.PHONY: help setup run test smoke docs docs-check gpu-params ui server server-stop clean
 
-setup: $(STAMP) $(VENV)/.installed-$(BACKEND)
+help:  ## lists the targets with what each does
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) $(VENV)/.installed-$(BACKEND)  ## creates .venv with requirements.txt and params.yaml's backend
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -27,11 +30,11 @@ $(VENV)/.installed-%: requirements-%.txt $(STAMP)
 	$(BIN)/python -m pip install --quiet -r $<
 	touch $@
 
-run: setup
+run: setup  ## the whole pipeline (dvc repro), then where to look
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 	@$(BIN)/python -m inspectcnn.run_summary --reports reports
 
-test: setup $(VENV)/.installed-jax $(VENV)/.installed-torch $(VENV)/.installed-test
+test: setup $(VENV)/.installed-jax $(VENV)/.installed-torch $(VENV)/.installed-test  ## the test extras, then the whole test suite (PYTEST_ARGS= to pass options)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 gpu-params: $(STAMP)  ## params.gpu.yaml: the full-size configuration (native input sizes, full widths)
@@ -47,11 +50,17 @@ DB_PORT ?= 5433
 server: $(STAMP)  ## starts PostgreSQL and the MLflow server in .mlflow-server/ (stop: make server-stop)
 	$(BIN)/python -m inspectcnn.team_server start --folder .mlflow-server --port $(PORT) --db-port $(DB_PORT)
 
-server-stop: $(STAMP)
+server-stop: $(STAMP)  ## stops make server's PostgreSQL and MLflow (their data stays)
 	$(BIN)/python -m inspectcnn.team_server stop --folder .mlflow-server
 
 smoke: setup  ## CI's first step: the pipeline on tiny data in the run environment, every default export ok
 	$(BIN)/python .ci/smoke_pipeline.py
 
-clean:
+docs: $(STAMP)  ## writes every run figure of README.md and docs/ from the committed result files
+	$(BIN)/python docs/generate.py
+
+docs-check: $(STAMP)  ## fails when a figure in README.md or docs/ differs from the result files
+	$(BIN)/python docs/generate.py --check
+
+clean:  ## removes .venv (results, data and the MLflow store stay)
 	rm -rf $(VENV) .pytest_cache

@@ -39,14 +39,32 @@ LEVERS: dict[str, tuple[str, dict]] = {
               {"backbone": "efficientnet_lite1", "image_size": 240}),
     "res256": ("Lite0 at 256 px (the cells are stored at data.image_size; 300 needs data.image_size: 300)",
                {"image_size": 256}),
+    "res300": ("Lite0 at the cells' native 300 px (data prepared again at data.image_size: 300)",
+               {"image_size": 300}),
 }
+# levers that need the data prepared again: lever -> overrides of the data section (same seed, same split)
+DATA_LEVERS: dict[str, dict] = {"res300": {"image_size": 300}}
 
 
-def lever_params(base: Path, entry: str, overrides: dict, out: Path) -> Path:
-    """params.yaml with ``overrides`` merged into ``transfer.<entry>``, written to ``out``."""
+def lever_params(base: Path, entry: str, overrides: dict, out: Path, data: dict | None = None) -> Path:
+    """params.yaml with ``overrides`` merged into ``transfer.<entry>`` (and ``data`` into its data section),
+    written to ``out``."""
     params = yaml.safe_load(base.read_text())
     params["transfer"][entry] = {**params["transfer"][entry], **overrides}
+    params["data"] = {**params["data"], **(data or {})}
     out.write_text(yaml.safe_dump(params, sort_keys=False))
+    return out
+
+
+def prepare(lever: str, data: dict, work: Path, params: Path) -> Path:
+    """The data prepared again with ``data`` overrides by the pipeline's prepare stage, under ``work`` (once)."""
+    out = work / f"prepared_{lever}"
+    if not (out / "meta.json").is_file():
+        work.mkdir(parents=True, exist_ok=True)
+        changed = lever_params(params, next(iter(yaml.safe_load(params.read_text())["transfer"])), {},
+                               work / f"params_{lever}_data.yaml", data)
+        subprocess.run([sys.executable, "-m", "pipeline.prepare", "--out", str(out), "--summary",
+                        str(work / f"prepare_summary_{lever}.json"), "--params", str(changed)], cwd=ROOT, check=True)
     return out
 
 
@@ -57,7 +75,7 @@ def train(entry: str, lever: str, overrides: dict, prepared: Path, work: Path, p
     if timing.is_file():
         return folder, float(timing.read_text())
     work.mkdir(parents=True, exist_ok=True)
-    changed = lever_params(params, entry, overrides, work / f"params_{lever}.yaml")
+    changed = lever_params(params, entry, overrides, work / f"params_{lever}.yaml", DATA_LEVERS.get(lever))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     begin = time.perf_counter()
     subprocess.run([sys.executable, "-m", "pipeline.transfer", "--name", entry, "--prepared", str(prepared),
@@ -114,10 +132,18 @@ def main() -> None:
             "minutes": round(run["wall_time_s"] / 60, 1)}]
     for name in args.levers:
         what, overrides = LEVERS[name]
-        folder, minutes = train(args.entry, name, overrides, args.prepared, args.work.resolve(), args.params.resolve())
+        prepared = args.prepared
+        if name in DATA_LEVERS:  # the same split, its cells stored at another size
+            prepared = prepare(name, DATA_LEVERS[name], args.work.resolve(), args.params.resolve())
+            same = all((prepared / f"{split}.csv").read_text() == (args.prepared / f"{split}.csv").read_text()
+                       for split in ("train", "val"))
+            if not same:
+                raise SystemExit(f"{prepared} does not hold the same train/val split as {args.prepared}")
+        folder, minutes = train(args.entry, name, overrides, prepared, args.work.resolve(), args.params.resolve())
         rows = [r for r in rows if r["lever"] != name] + [{
-            "lever": name, "what": what, "overrides": overrides,
-            "val_roc_auc": round(validation_auc(folder, args.prepared, tta), 4), "minutes": minutes}]
+            "lever": name, "what": what, "overrides": {**overrides, **({"data": DATA_LEVERS[name]} if name in
+                                                                      DATA_LEVERS else {})},
+            "val_roc_auc": round(validation_auc(folder, prepared, tta), 4), "minutes": minutes}]
         RESULTS.write_text(json.dumps({"entry": args.entry, "tta": tta, "machine": platform.processor() or
                                        platform.machine(), "cores": os.cpu_count(), "rows": rows}, indent=2) + "\n")
     print(f"Levers of transfer.{args.entry}, validation ROC-AUC with TTA {tta} (the test split is not read); "
