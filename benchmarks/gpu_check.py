@@ -11,7 +11,7 @@ Stages, each timed (wall seconds):
    against a bare Keras ``fit`` on in-memory arrays (same model, batch, policy, XLA; no augmentation);
    images/s of the steady epochs (the first, with compilation, apart), then test accuracy and ROC-AUC
    (threshold chosen on validation);
-3. the hed-VGG-16 transfer at 224 px with the GPU recipe of ELPV.md (whole base fine-tuned, dihedral
+3. the hed-VGG-16 transfer at 224 px with the published GPU recipe (whole base fine-tuned, dihedral
    augmentation on the fly, cosine), evaluated with flips test-time augmentation;
 4. bare torchvision ResNet-50 on the same GPU (bf16 autocast, channels-last, cuDNN autotuning, data on
    the GPU), in its own process: the reference for Keras-JAX's ResNet-50 images/s.

@@ -5,7 +5,7 @@
 One row per trained model (params.yaml models: and transfer: entries): test accuracy, F1 and
 ROC-AUC from eval.json, best validation AUC and epochs from metrics.json, training wall time and
 images/s from run.json, the cost (parameters, MACs) from eval.json; then the published ELPV
-results of `inspectcnn.reference` (copied from the shared reference notes). Checks the target on the
+results of `inspectcnn.reference` (published ELPV results and recipes measured on a GPU). Checks the target on the
 CHAMPION (reports/champion.json: chosen on validation by the champion stage; never the best test score,
 which would be selection on test) and prints every model's validation - test gap.
 Writes benchmarks/results/quality.json and prints a Markdown table.
@@ -74,7 +74,7 @@ def main() -> None:
     print("| source | task | split | model | result |\n|---|---|---|---|---|")
     for p in PUBLISHED:
         print(f"| {p['source']} | {p['task']} | {p['split']} | {p['model']} | {p['result']} |")
-    print("\nMeasured recipes (ELPV.md):\n")
+    print("\nMeasured recipes:\n")
     print("| where | split | recipe | result |\n|---|---|---|---|")
     for p in RECIPES:
         print(f"| {p['where']} | {p['split']} | {p['recipe']} | {p['result']} |")

@@ -274,6 +274,17 @@ def test_no_history_or_change_request_numbers_outside_the_changelog():
     assert not found, "history belongs in CHANGELOG.md:\n" + "\n".join(found)
 
 
+# files the project's authors had and its users do not
+PRIVATE_SOURCES = re.compile(r"ELPV\.md|lecture notes|notes section|shared/reference", re.I)
+
+
+def test_nothing_cites_a_source_users_do_not_have():
+    paths = sorted({p for pattern in SCANNED for p in REPO.glob(pattern) if p.is_file() and p != Path(__file__)})
+    found = [f"{p.relative_to(REPO)}:{n}: {line.strip()[:120]}" for p in paths
+             for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if PRIVATE_SOURCES.search(line)]
+    assert not found, "cite the facts, not a file users do not have:\n" + "\n".join(found)
+
+
 def test_the_history_grep_sees_history(tmp_path):
     planted = REPO / "docs" / f"_planted_{tmp_path.name}.md"
     try:
