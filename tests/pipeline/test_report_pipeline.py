@@ -447,3 +447,20 @@ def test_the_report_renders_in_a_browser_with_every_figure_shown_and_nothing_ove
         assert not found["overflowing"], f"at {width} px: " + "\n".join(found["overflowing"][:10])
     html = (project / "reports" / "report.html").read_text()
     assert "Exported to reports/export/ in every format asked for" in html  # the summary box
+
+
+def test_the_python_examples_of_the_docs_run_on_this_project(project):
+    """Every plain ```python block of README.md and docs/ runs as shown, in the project after `dvc repro` (the
+    registry example of docs/deployment.md among them)."""
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    blocks = {f"{doc.name}:{n}": match.group(1)
+              for doc in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
+              for n, match in enumerate(re.finditer(r"^```python\n(.*?)^```", doc.read_text(), re.S | re.M))}
+    assert "deployment.md:0" in blocks
+    for where, code in blocks.items():
+        result = run_in(project, sys.executable, "-c", code, check=False)
+        assert result.returncode == 0, f"{where}:\n{code}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    assert "probability" in run_in(project, sys.executable, "-c", blocks["deployment.md:0"]).stdout
