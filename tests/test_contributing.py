@@ -27,7 +27,7 @@ def block(kind: str, target: str) -> str:
 
 def insert_after(path: Path, anchor: str, text: str) -> None:
     source = path.read_text()
-    assert anchor in source, f"{path.name} no longer has the line CONTRIBUTING.md names: {anchor!r}"
+    assert anchor in source, f"{path.name} lacks the line CONTRIBUTING.md names: {anchor!r}"
     path.write_text(source.replace(anchor, anchor + "\n" + text.rstrip("\n"), 1))
 
 

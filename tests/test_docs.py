@@ -96,6 +96,13 @@ def test_a_run_figure_typed_outside_a_marker_is_refused(copy):
     assert any("'37 minutes' looks like a run figure" in p for p in problems), problems
 
 
+def test_a_fact_that_opens_a_line_is_refused(copy):
+    page = copy / "docs" / "pipeline.md"
+    page.write_text(page.read_text() + "\nThe champion reaches\n<!-- fact:champion.test_accuracy -->x<!-- /fact -->.\n")
+    problems = generator().run(copy, check=True)
+    assert any("docs/pipeline.md: a fact opens a line" in p for p in problems), problems
+
+
 def test_an_unknown_fact_is_named():
     module = generator()
     problems: list[str] = []
