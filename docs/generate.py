@@ -333,7 +333,10 @@ def differences(old: str, new: str, doc: str) -> list[str]:
                 key = a.group(1) if kind == "fact" else a.group(2)
                 said = a.group(2) if kind == "fact" else a.group(3).strip()
                 due = b.group(2) if kind == "fact" else b.group(3).strip()
-                found.append(f"{doc}: {kind} {key} says {said[:120]!r}, the result files say {due[:120]!r}")
+                if kind == "block":  # the first line that differs, not the whole table
+                    pairs = [(x, y) for x, y in zip(said.splitlines() + [""] * 99, due.splitlines() + [""] * 99) if x != y]
+                    said, due = pairs[0] if pairs else (said, due)
+                found.append(f"{doc}: {kind} {key} says {said[:160]!r}, the result files say {due[:160]!r}")
     return found
 
 
