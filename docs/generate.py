@@ -108,7 +108,7 @@ def facts(root: Path) -> dict[str, str]:
         "edge.onnx_parity": f"{edge_export['formats']['onnx']['parity_max']:.1e}",
         "edge.latency_target_ms": f"{params['edge']['latency_target_ms']:g}",
         "run.minutes": f"{run['minutes']:.0f}",
-        "run.cpu": f"{run['cpu']['cores']}-core {run['cpu']['model']}" + (", AVX-512" if run["cpu"]["avx512"] else ""),
+        "run.cpu": f"{run['cpu']['cores']}-core {run['cpu']['model'].replace('(R)', '')}" + (", AVX-512" if run["cpu"]["avx512"] else ""),
     }
     if "padim" in {r["model"] for r in rows}:  # the default anomaly detector
         padim = row_of(rows, "padim")
