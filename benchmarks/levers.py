@@ -59,26 +59,23 @@ def lever_params(base: Path, entry: str, overrides: dict, out: Path, data: dict 
     return out
 
 
-def prepare(lever: str, data: dict, work: Path, params: Path) -> Path:
-    """The data prepared again with ``data`` overrides by the pipeline's prepare stage, under ``work`` (once)."""
+def prepare(lever: str, work: Path, changed: Path) -> Path:
+    """The data prepared again by the pipeline's prepare stage with the lever's params file ``changed`` (its
+    data section), under ``work`` (once)."""
     out = work / f"prepared_{lever}"
     if not (out / "meta.json").is_file():
-        work.mkdir(parents=True, exist_ok=True)
-        changed = lever_params(params, next(iter(yaml.safe_load(params.read_text())["transfer"])), {},
-                               work / f"params_{lever}_data.yaml", data)
         subprocess.run([sys.executable, "-m", "pipeline.prepare", "--out", str(out), "--summary",
                         str(work / f"prepare_summary_{lever}.json"), "--params", str(changed)], cwd=ROOT, check=True)
     return out
 
 
-def train(entry: str, lever: str, overrides: dict, prepared: Path, work: Path, params: Path) -> tuple[Path, float]:
-    """models/<lever> under ``work`` trained by the pipeline's transfer stage; (its folder, minutes)."""
+def train(entry: str, lever: str, prepared: Path, work: Path, changed: Path) -> tuple[Path, float]:
+    """models/<lever> under ``work`` trained by the pipeline's transfer stage with the lever's params file
+    ``changed``; (its folder, minutes)."""
     folder = work / "models" / lever
     timing = folder / "lever_minutes.txt"
     if timing.is_file():
         return folder, float(timing.read_text())
-    work.mkdir(parents=True, exist_ok=True)
-    changed = lever_params(params, entry, overrides, work / f"params_{lever}.yaml", DATA_LEVERS.get(lever))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     begin = time.perf_counter()
     subprocess.run([sys.executable, "-m", "pipeline.transfer", "--name", entry, "--prepared", str(prepared),
@@ -135,14 +132,18 @@ def main() -> None:
             "minutes": round(run["wall_time_s"] / 60, 1)}]
     for name in args.levers:
         what, overrides = LEVERS[name]
+        work = args.work.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        changed = lever_params(args.params.resolve(), args.entry, overrides, work / f"params_{name}.yaml",
+                               DATA_LEVERS.get(name))
         prepared = args.prepared
         if name in DATA_LEVERS:  # the same split, its cells stored at another size
-            prepared = prepare(name, DATA_LEVERS[name], args.work.resolve(), args.params.resolve())
+            prepared = prepare(name, work, changed)
             same = all((prepared / f"{split}.csv").read_text() == (args.prepared / f"{split}.csv").read_text()
                        for split in ("train", "val"))
             if not same:
                 raise SystemExit(f"{prepared} does not hold the same train/val split as {args.prepared}")
-        folder, minutes = train(args.entry, name, overrides, prepared, args.work.resolve(), args.params.resolve())
+        folder, minutes = train(args.entry, name, prepared, work, changed)
         rows = [r for r in rows if r["lever"] != name] + [{
             "lever": name, "what": what, "overrides": {**overrides, **({"data": DATA_LEVERS[name]} if name in
                                                                       DATA_LEVERS else {})},

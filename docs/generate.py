@@ -54,11 +54,16 @@ def signed_ci(difference: dict) -> str:
 
 
 def export_records(root: Path, folder: str) -> dict:
-    """An export's checks (``<folder>/export.json``) with this execution's sizes and latencies merged in."""
-    checks, run = read_json(root, f"{folder}/export.json"), read_json(root, f"{folder}/export_run.json")
-    for name, extra in run["formats"].items():
-        checks["formats"].setdefault(name, {"format": name}).update(extra)
-    return checks
+    """An export's checks (``<folder>/export.json``) with its sizes and latencies merged in, as the report reads
+    them (:func:`inspectcnn.artifacts.read_export`)."""
+    from inspectcnn.artifacts import read_export
+
+    return read_export(root / folder / "export.json", root / folder / "export_run.json")
+
+
+def row_ci(row: dict, metric: str) -> str:
+    """A ranking.csv row's test ``metric`` with its interval."""
+    return ci(float(row[metric]), float(row[f"{metric}_ci_low"]), float(row[f"{metric}_ci_high"]))
 
 
 def row_of(rows: list[dict], model: str) -> dict:
@@ -86,10 +91,8 @@ def facts(root: Path) -> dict[str, str]:
         "scratch.best.test_roc_auc": f"{float(scratch_best['roc_auc']):.3f}",
         "champion": champion,
         "champion.val_roc_auc": f"{summary['champion_val']:.3f}",
-        "champion.test_accuracy": ci(float(best["accuracy"]), float(best["accuracy_ci_low"]),
-                                     float(best["accuracy_ci_high"])),
-        "champion.test_roc_auc": ci(float(best["roc_auc"]), float(best["roc_auc_ci_low"]),
-                                    float(best["roc_auc_ci_high"])),
+        "champion.test_accuracy": row_ci(best, "accuracy"),
+        "champion.test_roc_auc": row_ci(best, "roc_auc"),
         "champion.test_count": str(evaluation["count"]),
         "champion.level_2_3": "{right} of {count}".format(**evaluation["levels"]["2/3"]),
         "champion.keras_ms": f"{export['formats']['keras']['latency_b1_ms']:.0f}",
@@ -111,9 +114,7 @@ def facts(root: Path) -> dict[str, str]:
         "run.cpu": f"{run['cpu']['cores']}-core {run['cpu']['model'].replace('(R)', '')}" + (", AVX-512" if run["cpu"]["avx512"] else ""),
     }
     if "padim" in {r["model"] for r in rows}:  # the default anomaly detector
-        padim = row_of(rows, "padim")
-        found["padim.test_roc_auc"] = ci(float(padim["roc_auc"]), float(padim["roc_auc_ci_low"]),
-                                         float(padim["roc_auc_ci_high"]))
+        found["padim.test_roc_auc"] = row_ci(row_of(rows, "padim"), "roc_auc")
     for level in LEVELS:
         found[f"champion.level.{level}"] = ci(evaluation["levels"][level]["accuracy"],
                                               *evaluation["levels"][level]["ci95"], digits=2)
@@ -126,9 +127,7 @@ def results_table(root: Path) -> str:
              "|---|---|---|---|---|---|"]
     for r in rows:
         kind = {"train": "from scratch"}.get(r["kind"], r["kind"])
-        lines.append(f"| {r['rank']} | `{r['model']}` | {kind} | "
-                     f"{ci(float(r['accuracy']), float(r['accuracy_ci_low']), float(r['accuracy_ci_high']))} | "
-                     f"{ci(float(r['roc_auc']), float(r['roc_auc_ci_low']), float(r['roc_auc_ci_high']))} | "
+        lines.append(f"| {r['rank']} | `{r['model']}` | {kind} | {row_ci(r, 'accuracy')} | {row_ci(r, 'roc_auc')} | "
                      f"{float(r['val_roc_auc']):.3f} |")
     return "\n".join(lines)
 
@@ -170,8 +169,8 @@ def run_table(root: Path) -> str:
 def levers_table(root: Path) -> str:
     """The quality levers, best on validation first, each with whether params.yaml has it now."""
     levers = read_json(root, "benchmarks/results/levers.json")
-    entry = yaml.safe_load((root / "params.yaml").read_text())["transfer"][levers["entry"]]
-    data = yaml.safe_load((root / "params.yaml").read_text())["data"]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    entry, data = params["transfer"][levers["entry"]], params["data"]
 
     def kept(row: dict) -> str:
         if row["lever"] == "default":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import re
 import shlex
 import shutil
@@ -54,7 +55,7 @@ RESULT_FILES = ("params.yaml", "reports/summary.json", "reports/ranking.csv", "r
 @pytest.fixture
 def copy(tmp_path):
     """The documents and the result files the generator reads, in a folder of their own."""
-    champion = yaml.safe_load((REPO / "reports" / "summary.json").read_text())["champion"]
+    champion = json.loads((REPO / "reports" / "summary.json").read_text())["champion"]
     for relative in [*RESULT_FILES, f"models/{champion}/eval.json", *(str(d.relative_to(REPO)) for d in documents())]:
         target = tmp_path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -266,18 +267,19 @@ SCANNED = ("src/**/*.py", "src/**/*.j2", "pipeline/*.py", "tests/**/*.py", "benc
            "README.md", "CONTRIBUTING.md", "reports/report.md", "reports/model_card.md", "requirements*.txt")
 
 
-def history_lines(paths: list[Path]) -> list[str]:
-    found = []
-    for path in paths:
-        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if HISTORY.search(line):
-                found.append(f"{path.relative_to(REPO)}:{number}: {line.strip()[:140]}")
-    return found
+def scanned() -> list[Path]:
+    """The product's files the greps read (this file left out: it spells the patterns)."""
+    return sorted({p for pattern in SCANNED for p in REPO.glob(pattern) if p.is_file() and p != Path(__file__)})
+
+
+def matching_lines(paths: list[Path], pattern: re.Pattern) -> list[str]:
+    """``path:line: text`` of every line of ``paths`` that ``pattern`` finds."""
+    return [f"{path.relative_to(REPO)}:{number}: {line.strip()[:140]}" for path in paths
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if pattern.search(line)]
 
 
 def test_no_history_or_change_request_numbers_outside_the_changelog():
-    paths = sorted({p for pattern in SCANNED for p in REPO.glob(pattern) if p.is_file() and p != Path(__file__)})
-    found = history_lines(paths)
+    found = matching_lines(scanned(), HISTORY)
     assert not found, "history belongs in CHANGELOG.md:\n" + "\n".join(found)
 
 
@@ -286,9 +288,7 @@ PRIVATE_SOURCES = re.compile(r"ELPV\.md|lecture notes|notes section|shared/refer
 
 
 def test_nothing_cites_a_source_users_do_not_have():
-    paths = sorted({p for pattern in SCANNED for p in REPO.glob(pattern) if p.is_file() and p != Path(__file__)})
-    found = [f"{p.relative_to(REPO)}:{n}: {line.strip()[:120]}" for p in paths
-             for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if PRIVATE_SOURCES.search(line)]
+    found = matching_lines(scanned(), PRIVATE_SOURCES)
     assert not found, "cite the facts, not a file users do not have:\n" + "\n".join(found)
 
 
@@ -296,7 +296,7 @@ def test_the_history_grep_sees_history(tmp_path):
     planted = REPO / "docs" / f"_planted_{tmp_path.name}.md"
     try:
         planted.write_text("Fixed in issue 25 (commit 1353ddb); the previous default took longer.\n")
-        assert len(history_lines([planted])) == 1
+        assert len(matching_lines([planted], HISTORY)) == 1
     finally:
         planted.unlink()
 
