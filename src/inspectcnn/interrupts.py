@@ -13,7 +13,7 @@ that is. Two places are unsafe:
   with "database is locked", and the run stays RUNNING in the MLflow UI for ever. So MLflow
   calls run inside :func:`deferred`: a Ctrl-C there is recorded and raised as soon as the call
   has returned, with the store consistent. A second Ctrl-C inside the same region raises at
-  once (the user insists; the next start of the stage marks a run left RUNNING as KILLED).
+  once (the user insists; the next start of the stage marks a run left RUNNING by a dead process KILLED).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
   per-epoch metrics, dataset and model; the artifacts went through the server; the champion is registered
   with its alias and description; ``inspectcnn predict --model models:/...@champion`` and
   ``mlflow models serve`` take it from the registry;
-- two ``dvc exp run`` workers (``--run-all -j 2``) log at the same time, to the server and to SQLite;
+- two checkouts train the same stage at the same time, logging to the server and to one SQLite file: both
+  runs FINISHED, neither taken for a killed process's run;
 - the server stops in the middle of a training: the stage fails with a clear message and DVC records
   nothing; after the server is back a rerun completes; with ``mlflow.required: false`` the stage finishes
   and lists what was not logged.
@@ -29,7 +30,6 @@ from helpers import FAULTS, TINY_PARAMS, make_project, project_env
 pytestmark = pytest.mark.slow
 
 PARAMS = TINY_PARAMS.split("transfer:")[0] + "transfer: {}\n"
-GIT = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test"]
 
 
 @pytest.fixture(scope="module")
@@ -145,31 +145,41 @@ def _serve_from_registry(root: Path, uri: str) -> None:
 
 
 @pytest.mark.parametrize("store", ["server", "sqlite"])
-def test_two_dvc_experiment_workers_log_at_the_same_time(tmp_path, server, store):
-    uri = server.uri if store == "server" else None  # None: the project's own SQLite store, mlflow.db
-    params = PARAMS.replace("  simple_cnn: {learning_rate: 0.001}\n", "").replace(
-        "ensemble: {candidates: auto, max_members: 3}", "ensemble: {candidates: [lenet]}").replace(
-        "mlflow: {experiment: tiny}", f"mlflow: {{experiment: sweep-{store}}}")
-    root = make_project(tmp_path / store, params)
-    _run(root, uri, "dvc", "repro", "train@lenet")
-    _run(root, uri, "git", "add", "-A")
-    _run(root, uri, *GIT, "commit", "-qm", "baseline")
-    rates = ("0.002", "0.003", "0.004")
+def test_two_checkouts_train_the_same_stage_at_the_same_time_on_one_store(tmp_path, server, store):
+    """Two checkouts (two colleagues, or two sweeps) run ``train@lenet`` at the same time with different learning
+    rates, logging to one store: the team server, or one SQLite file. Both runs end FINISHED and neither takes
+    the other, RUNNING meanwhile, for a run a killed process left (no KILLED mark, no ``resumes_runs`` tag)."""
+    uri = server.uri if store == "server" else f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
+    (tmp_path / "shared").mkdir()
+    rates = ("0.002", "0.003")
+    roots = []
     for rate in rates:
-        _run(root, uri, "dvc", "exp", "run", "--queue", "-S", f"models.lenet.learning_rate={rate}", "train@lenet")
+        params = PARAMS.replace("  simple_cnn: {learning_rate: 0.001}\n", "").replace(
+            "lenet: {learning_rate: 0.001}", f"lenet: {{learning_rate: {rate}}}").replace(
+            "mlflow: {experiment: tiny}", f"mlflow: {{experiment: together-{store}}}")
+        root = make_project(tmp_path / f"checkout-{rate}", params)
+        _run(root, uri, "dvc", "repro", "prepare")
+        roots.append(root)
     started = time.monotonic()
-    _run(root, uri, "dvc", "exp", "run", "--run-all", "-j", "2")
+    processes = [subprocess.Popen(["dvc", "repro", "train@lenet"], cwd=root, env=_env(root, uri),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for root in roots]
+    try:
+        outputs = [process.communicate(timeout=600)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
     seconds = time.monotonic() - started
-    runs = _runs(uri or f"sqlite:///{root / 'mlflow.db'}", f"sweep-{store}")
-    found = sorted((float(r.data.params["learning_rate"]), r.info.status) for r in runs)
-    print(f"{store}: 3 queued experiments on 2 workers in {seconds:.0f} s; runs: {found}")
-    assert found == [(0.001, "FINISHED")] + [(float(rate), "FINISHED") for rate in rates]  # none lost or doubled
-    overlap = _overlapping(runs)
-    assert overlap, "the two workers' runs never overlapped in time: nothing concurrent was tested"
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    runs = [r for r in _runs(uri, f"together-{store}") if r.info.run_name == "train@lenet"]
+    found = sorted((r.data.params["learning_rate"], r.info.status, r.data.tags.get("resumes_runs")) for r in runs)
+    print(f"{store}: two checkouts trained at the same time in {seconds:.0f} s; runs: {found}")
+    assert found == [(rate, "FINISHED", None) for rate in rates]  # none lost, doubled, or taken for a dead one
+    assert _overlapping(runs), "the two runs never overlapped in time: nothing concurrent was tested"
 
 
 def _overlapping(runs) -> bool:
-    spans = sorted((r.info.start_time, r.info.end_time) for r in runs if r.data.params["learning_rate"] != "0.001")
+    spans = sorted((r.info.start_time, r.info.end_time) for r in runs)
     return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
 
 

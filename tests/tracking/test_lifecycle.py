@@ -92,3 +92,85 @@ def test_the_prepared_data_is_logged_with_an_explicit_source_and_declared_types_
     assert str((prepared / "manifest.csv").resolve()) in logged.source
     columns = {c["name"]: c["type"] for c in json.loads(logged.schema)["mlflow_colspec"]}
     assert columns["label"] == "long" and columns["id"] == "string" and columns["split"] == "string"
+
+
+def test_only_runs_of_processes_that_ended_are_marked_killed(tmp_path, monkeypatch):
+    """A stage's start marks KILLED the RUNNING runs of its name whose process has ended (here: a pid that
+    exited, an untagged run); the run of a process still running, and one of another machine, stay RUNNING."""
+    import socket
+    import subprocess
+    import sys
+
+    import psutil
+    from mlflow.tracking import MlflowClient
+
+    from inspectcnn import tracking
+    from inspectcnn.tracking import lifecycle
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    client = MlflowClient(store)
+    experiment = client.create_experiment("stale")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended_started = psutil.Process(ended.pid).create_time()
+    ended.wait()
+    host = socket.gethostname()
+    tags = {"alive": lifecycle.process_tag(),  # this test's own process
+            "other_machine": f"{host}-elsewhere|1|0.00",
+            "exited": f"{host}|{ended.pid}|{ended_started:.2f}",
+            "reused_pid": f"{host}|{psutil.Process().pid}|{psutil.Process().create_time() - 60:.2f}",
+            "untagged": None}
+    ids = {}
+    for name, tag in tags.items():
+        run = client.create_run(experiment, run_name="train@m",
+                                tags={lifecycle.PROCESS_TAG: tag} if tag else {})
+        ids[name] = run.info.run_id
+
+    killed = tracking.mark_stale_runs("stale", "train@m")
+
+    assert sorted(killed) == sorted(ids[name] for name in ("exited", "reused_pid", "untagged"))
+    statuses = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
+    assert statuses == {"alive": "RUNNING", "other_machine": "RUNNING", "exited": "KILLED",
+                        "reused_pid": "KILLED", "untagged": "KILLED"}
+
+
+def test_every_run_names_its_process(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from inspectcnn import tracking
+    from inspectcnn.config import parse_params
+    from inspectcnn.tracking import lifecycle
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    with tracking.stage_run("train@m", "train", parse_params({"mlflow": {"experiment": "who"}}), {}) as run:
+        run_id = run.run_id
+    tag = MlflowClient(store).get_run(run_id).data.tags[lifecycle.PROCESS_TAG]
+    assert tag == lifecycle.process_tag() and not lifecycle.process_gone(tag)
+
+
+def test_a_lost_race_on_the_server_is_tried_again_and_any_other_error_is_not(monkeypatch):
+    """Two stages creating one experiment's tag at once on a server: the loser's "duplicate key value" is a lost
+    race, tried again; a plain refusal (a permission error) is raised at once."""
+    import time
+
+    from inspectcnn.tracking import lifecycle
+
+    calls = []
+
+    def select(uri, experiment, run_name):
+        calls.append(experiment)
+        if experiment == "race" and len(calls) == 1:
+            raise RuntimeError('duplicate key value violates unique constraint "experiment_tag_pk"')
+        if experiment == "refused":
+            raise PermissionError("PERMISSION_DENIED: not allowed")
+        return []
+
+    monkeypatch.setattr(lifecycle, "_select_experiment", select)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    assert lifecycle._open_experiment("http://127.0.0.1:5000", "race", "train@m") == []
+    assert calls == ["race", "race"]
+    calls.clear()
+    with pytest.raises(PermissionError, match="PERMISSION_DENIED"):
+        lifecycle._open_experiment("http://127.0.0.1:5000", "refused", "train@m")
+    assert calls == ["refused"]

@@ -93,7 +93,8 @@ def start_run(run_name: str, *, experiment: str, params: Mapping[str, Any], tags
     ``dataset`` (prepared folder, context) logs the prepared data the run saw as its MLflow input.
     A Ctrl-C never lands inside an MLflow call (see :mod:`inspectcnn.interrupts`): it is raised
     when the call has returned, and the run is then ended KILLED. A process that dies without
-    ending its run (SIGKILL) leaves it RUNNING; the next start of the same stage marks it KILLED.
+    ending its run (SIGKILL) leaves it RUNNING; the next start of the same stage on the same machine marks it
+    KILLED (:func:`mark_stale_runs`).
     """
     uri = tracking_uri()
     _bound_http_retries()
@@ -105,7 +106,7 @@ def start_run(run_name: str, *, experiment: str, params: Mapping[str, Any], tags
                 import mlflow
 
                 killed = _open_experiment(uri, experiment, run_name)
-                active = mlflow.start_run(run_name=run_name)
+                active = mlflow.start_run(run_name=run_name, tags={PROCESS_TAG: process_tag()})
         except Exception as error:  # noqa: BLE001 - any failure to reach the store means the same here
             if active is not None:
                 raise  # the run exists: an error after its start is the run's failure, ended below
@@ -170,20 +171,27 @@ def _open_experiment(uri: str, experiment: str, run_name: str, attempts: int = 4
     """Reach the store, select (or create) ``experiment``, mark the runs a dead process of ``run_name`` left
     RUNNING as KILLED; their ids.
 
-    Two stages that start together on a new SQLite store (``dvc exp run -j 2``) both try to create its tables
-    and the experiment; the loser's error ("table ... already exists", "UNIQUE constraint failed", "database
-    is locked") means the other got there first, so it tries again after a pause (2, 4, 8 s)."""
+    Two stages that start together on a new experiment (``dvc exp run -j 2``, two checkouts on one server)
+    both try to create it and its tags, and on a new SQLite store its tables; the loser's error ("table ...
+    already exists", "UNIQUE constraint failed", "duplicate key value", "database is locked") means the other
+    got there first, so it tries again after a pause (2, 4, 8 s). On SQLite any error counts as such a race."""
     import time
 
-    for attempt in range(attempts - 1 if uri.startswith("sqlite:") else 0):
+    for attempt in range(attempts - 1):
         try:
             return _select_experiment(uri, experiment, run_name)
         except TrackingUnavailableError:
             raise
-        except Exception as error:  # noqa: BLE001 - a lost race looks like any store error: try again
+        except Exception as error:  # noqa: BLE001 - a lost race: try again; anything else: raised below
+            if not (uri.startswith("sqlite:") or any(mark in str(error) for mark in LOST_RACE)):
+                raise
             log.info("MLflow store %s busy (%s); trying again", redact(uri), type(error).__name__)
             time.sleep(2 ** (attempt + 1))
     return _select_experiment(uri, experiment, run_name)
+
+
+LOST_RACE = ("already exists", "UNIQUE constraint failed", "duplicate key value", "UniqueViolation",
+             "database is locked")
 
 
 def _select_experiment(uri: str, experiment: str, run_name: str) -> list[str]:
@@ -281,18 +289,54 @@ def _end_run(run_id: str, status: str) -> None:
                         "mark it KILLED", run_id, status, first, error)
 
 
+PROCESS_TAG = "inspectcnn.process"  # the machine, pid and start time of the process a run belongs to
+
+
+def process_tag() -> str:
+    """``<host>|<pid>|<start time>`` of this process: with the start time a reused pid is not taken for it."""
+    import socket
+
+    import psutil
+
+    me = psutil.Process()
+    return f"{socket.gethostname()}|{me.pid}|{me.create_time():.2f}"
+
+
+def process_gone(tag: str | None) -> bool:
+    """Whether the process of a run's ``PROCESS_TAG`` is known to have ended: a process of this machine that no
+    longer runs (or whose pid now belongs to a later process). A run without the tag counts as gone; one of
+    another machine does not (nothing here can tell; that machine's next start of the stage marks it)."""
+    import socket
+
+    import psutil
+
+    if not tag:
+        return True
+    host, pid, started = (tag.split("|") + ["", "", ""])[:3]
+    if host != socket.gethostname():
+        return False
+    try:
+        return abs(psutil.Process(int(pid)).create_time() - float(started)) > 0.05
+    except (psutil.NoSuchProcess, ValueError):
+        return True
+    except psutil.Error:  # exists, but not ours to inspect: alive
+        return False
+
+
 def mark_stale_runs(experiment: str, run_name: str) -> list[str]:
-    """Runs of ``run_name`` still RUNNING (their process was killed): mark them KILLED, return their ids."""
+    """Runs of ``run_name`` left RUNNING by a process that has ended (killed): mark them KILLED, return their
+    ids. A run whose process still runs (the same stage in another checkout or a parallel DVC experiment, on
+    the same store) is left alone."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri())
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
-    stale = client.search_runs(
+    running = client.search_runs(
         [found.experiment_id], filter_string=f"attributes.run_name = '{run_name}' and attributes.status = 'RUNNING'"
     )
+    stale = [r for r in running if process_gone(r.data.tags.get(PROCESS_TAG))]
     for r in stale:
         client.set_terminated(r.info.run_id, status="KILLED")
     return [r.info.run_id for r in stale]
-
