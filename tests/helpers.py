@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +167,29 @@ def export_result(**overrides) -> dict:
             "openvino": {"status": "skipped", "reason": "needs the Python package(s) openvino (not installed)"}}
     rows.update(overrides)
     return {"champion": "lenet", "threshold": 0.5, "test_count": 16, "formats": rows}
+
+
+# every format the export stage knows (auto), where the other tiny projects export ONNX alone, and an anomaly entry
+FULL_PARAMS = TINY_PARAMS.replace("formats: [onnx], ", "").replace(*WITH_ANOMALY)
+
+
+def audited_env(root: Path, log: Path) -> dict[str, str]:
+    """project_env with the read audit of tests/faults/sitecustomize.py: each stage process appends the files it
+    opens for reading under data/, models/ and reports/ to ``log`` (``<stage>\\t<path>``)."""
+    env = project_env(root)
+    env["PYTHONPATH"] = f"{FAULTS}:{env['PYTHONPATH']}"
+    env["INSPECTCNN_READ_LOG"] = str(log)
+    return env
+
+
+def audited_repro(root: Path, log: Path, *targets: str) -> str:
+    done = subprocess.run(["dvc", "repro", *targets], cwd=root, env=audited_env(root, log), capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def copy_project(root: Path, to: Path) -> Path:
+    """A copy of a finished project (git, DVC cache, outputs, source images) that a test may change."""
+    shutil.copytree(root, to, symlinks=True)
+    return to

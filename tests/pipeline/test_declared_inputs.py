@@ -1,6 +1,6 @@
 """Every file a stage reads is declared in its dvc.yaml entry, and each side effect has its own stage.
 
-The tiny project runs `dvc repro` with an audit hook in every stage process (``INSPECTCNN_READ_LOG``, see
+The tiny project (tests/pipeline/conftest.py) runs `dvc repro` with an audit hook in every stage process (``INSPECTCNN_READ_LOG``, see
 tests/faults/sitecustomize.py) that records each file opened for reading under data/, models/ and reports/.
 A read is declared when it lies in one of the stage's deps or its own outputs, or in a folder the contract
 (:data:`inspectcnn.artifacts.STAGE_FILES`) says the stage reads through a fingerprint of a declared dep.
@@ -14,24 +14,10 @@ import subprocess
 import pytest
 import yaml
 
-from helpers import FAULTS, WITH_ANOMALY, TINY_PARAMS, make_project, project_env
+from helpers import audited_repro, copy_project, project_env
 from inspectcnn import artifacts
 
 pytestmark = pytest.mark.slow
-
-
-def audited_env(root, log):
-    env = project_env(root)
-    env["PYTHONPATH"] = f"{FAULTS}:{env['PYTHONPATH']}"
-    env["INSPECTCNN_READ_LOG"] = str(log)
-    return env
-
-
-def repro(root, log, *targets):
-    done = subprocess.run(["dvc", "repro", *targets], cwd=root, env=audited_env(root, log), capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def declared(root, address: str) -> list[str]:
@@ -64,11 +50,8 @@ def undeclared(root, log) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("reads"), TINY_PARAMS.replace(*WITH_ANOMALY))
-    log = root.parent / "reads.tsv"
-    repro(root, log)
-    return root, log
+def project(full_project):
+    return full_project
 
 
 def test_every_stage_reads_only_what_its_dvc_entry_declares(project):
@@ -105,13 +88,13 @@ def test_editing_the_tracking_module_does_not_rerun_the_data_stages(project):
     assert {"train@lenet", "evaluate@lenet", "register"} <= stale
 
 
-def test_a_planted_undeclared_read_is_caught(project):
+def test_a_planted_undeclared_read_is_caught(project, tmp_path):
     """The champion stage made to read data/health.json, which its dvc.yaml entry does not declare."""
-    root, _ = project
+    root = copy_project(project[0], tmp_path / "planted")
     stage = root / "pipeline" / "champion.py"
     stage.write_text(stage.read_text().replace(
         "    args = parser.parse_args(argv)\n",
         "    args = parser.parse_args(argv)\n    Path('data/health.json').read_text()  # planted\n", 1))
-    log = root.parent / "planted.tsv"
-    repro(root, log, "champion")
+    log = tmp_path / "planted.tsv"
+    audited_repro(root, log, "champion")
     assert undeclared(root, log) == [("champion", "data/health.json")]

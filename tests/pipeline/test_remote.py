@@ -8,11 +8,10 @@ import csv
 
 import pytest
 
-from helpers import TINY_PARAMS, make_project, run_in
+from helpers import copy_project, run_in
 
 pytestmark = pytest.mark.slow
 
-PARAMS = TINY_PARAMS.split("transfer:")[0] + "transfer: {}\n"
 GIT = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test"]
 
 
@@ -21,9 +20,8 @@ def _scores(path):
         return {"/".join(row["path"].split("/")[-2:]): (row["probability"], row["label"]) for row in csv.DictReader(handle)}
 
 
-def test_a_colleague_pulls_every_output_from_a_local_remote_and_nothing_reruns(tmp_path):
-    root = make_project(tmp_path / "author", PARAMS)
-    run_in(root, "dvc", "repro")
+def test_a_colleague_pulls_every_output_from_a_local_remote_and_nothing_reruns(tmp_path, full_project):
+    root = copy_project(full_project[0], tmp_path / "author")  # after its `dvc repro` (tests/pipeline/conftest.py)
     remote = tmp_path / "remote"
     run_in(root, "dvc", "remote", "add", "-d", "team", str(remote))
     run_in(root, "git", "add", "-A")

@@ -14,13 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    from helpers import WITH_ANOMALY, TINY_PARAMS, make_project
-
-    # every format the export stage knows (auto), where the other tiny projects export ONNX alone
-    root = make_project(tmp_path_factory.mktemp("report"), TINY_PARAMS.replace("formats: [onnx], ", "").replace(*WITH_ANOMALY))
-    run_in(root, "dvc", "repro")
-    return root
+def project(full_project):
+    return full_project[0]  # every export format and the anomaly entry (tests/pipeline/conftest.py)
 
 
 def test_report_names_every_model_and_embeds_each_figure(project):
