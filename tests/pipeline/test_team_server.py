@@ -160,6 +160,7 @@ def test_two_checkouts_train_the_same_stage_at_the_same_time_on_one_store(tmp_pa
         root = make_project(tmp_path / f"checkout-{rate}", params)
         _run(root, uri, "dvc", "repro", "prepare")
         roots.append(root)
+    _first_use(uri, f"together-{store}", roots[0])
     started = time.monotonic()
     processes = [subprocess.Popen(["dvc", "repro", "train@lenet"], cwd=root, env=_env(root, uri),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for root in roots]
@@ -172,10 +173,26 @@ def test_two_checkouts_train_the_same_stage_at_the_same_time_on_one_store(tmp_pa
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-3000:]
     runs = [r for r in _runs(uri, f"together-{store}") if r.info.run_name == "train@lenet"]
+    assert not _runs(uri, "Default"), "a run landed outside its experiment"
     found = sorted((r.data.params["learning_rate"], r.info.status, r.data.tags.get("resumes_runs")) for r in runs)
     print(f"{store}: two checkouts trained at the same time in {seconds:.0f} s; runs: {found}")
     assert found == [(rate, "FINISHED", None) for rate in rates]  # none lost, doubled, or taken for a dead one
     assert _overlapping(runs), "the two runs never overlapped in time: nothing concurrent was tested"
+
+
+def _first_use(uri: str, experiment: str, root: Path) -> None:
+    """The experiment and its prepared data set, created before the two stages start: two processes that use a
+    new experiment for the first time in the same instant can lose one run to "Default" (MLflow's
+    set_experiment race) or fail on the data set's key. This test is about the runs of the same stage side by
+    side, not that first instant."""
+    import mlflow
+
+    from inspectcnn.tracking import prepared_dataset
+
+    mlflow.set_tracking_uri(uri)
+    experiment_id = _client(uri).create_experiment(experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name="first use"):
+        mlflow.log_input(prepared_dataset(root / "data" / "prepared"), context="train")
 
 
 def _overlapping(runs) -> bool:
