@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from helpers import WITH_ANOMALY, TINY_PARAMS, make_project, mlflow_runs, run_in
+from helpers import FULL_PARAMS, make_project, mlflow_runs, run_in
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,7 @@ def ran_stages(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     pytest.importorskip("jax")
-    root = make_project(tmp_path_factory.mktemp("jax"), TINY_PARAMS.replace("backend: tensorflow", "backend: jax")
-                        .replace("formats: [onnx], ", "").replace(*WITH_ANOMALY))
+    root = make_project(tmp_path_factory.mktemp("jax"), FULL_PARAMS.replace("backend: tensorflow", "backend: jax"))
     (root / "src" / "sitecustomize.py").write_text(NO_TF + "\n")  # on PYTHONPATH: runs first in every stage
     first = run_in(root, "dvc", "repro")
     return root, first.stdout

@@ -1,7 +1,8 @@
 """Every file a stage reads is declared in its dvc.yaml entry, and each side effect has its own stage.
 
-The tiny project (tests/pipeline/conftest.py) runs `dvc repro` with an audit hook in every stage process (``INSPECTCNN_READ_LOG``, see
-tests/faults/sitecustomize.py) that records each file opened for reading under data/, models/ and reports/.
+The shared tiny project (``full_project``, tests/pipeline/conftest.py) runs `dvc repro` with an audit hook in
+every stage process (``INSPECTCNN_READ_LOG``, see tests/faults/sitecustomize.py) that records each file opened
+for reading under data/, models/ and reports/.
 A read is declared when it lies in one of the stage's deps or its own outputs, or in a folder the contract
 (:data:`inspectcnn.artifacts.STAGE_FILES`) says the stage reads through a fingerprint of a declared dep.
 """
@@ -49,13 +50,8 @@ def undeclared(root, log) -> list[tuple[str, str]]:
     return sorted(set(found))
 
 
-@pytest.fixture(scope="module")
-def project(full_project):
-    return full_project
-
-
-def test_every_stage_reads_only_what_its_dvc_entry_declares(project):
-    root, log = project
+def test_every_stage_reads_only_what_its_dvc_entry_declares(full_project):
+    root, log = full_project
     stages = {line.split("\t")[0] for line in log.read_text().splitlines()}
     # every stage that reads pipeline files was watched (prepare reads only the source images)
     assert {"health", "train@lenet", "transfer@tiny_hed", "anomaly@tiny_padim", "evaluate@lenet",
@@ -76,21 +72,21 @@ def stale_after_editing(root, relative: str, addition: str) -> set[str]:
         path.write_text(original)
 
 
-def test_editing_a_report_template_leaves_registration_up_to_date(project):
-    root, _ = project
+def test_editing_a_report_template_leaves_registration_up_to_date(full_project):
+    root, _ = full_project
     assert stale_after_editing(root, "src/inspectcnn/templates/report.html.j2", "<!-- edited -->\n") == {"report"}
 
 
-def test_editing_the_tracking_module_does_not_rerun_the_data_stages(project):
-    root, _ = project
+def test_editing_the_tracking_module_does_not_rerun_the_data_stages(full_project):
+    root, _ = full_project
     stale = stale_after_editing(root, "src/inspectcnn/tracking/lifecycle.py", "# edited\n")
     assert not stale & {"health", "prepare", "champion"}
     assert {"train@lenet", "evaluate@lenet", "register"} <= stale
 
 
-def test_a_planted_undeclared_read_is_caught(project, tmp_path):
+def test_a_planted_undeclared_read_is_caught(full_project, tmp_path):
     """The champion stage made to read data/health.json, which its dvc.yaml entry does not declare."""
-    root = copy_project(project[0], tmp_path / "planted")
+    root = copy_project(full_project[0], tmp_path / "planted")
     stage = root / "pipeline" / "champion.py"
     stage.write_text(stage.read_text().replace(
         "    args = parser.parse_args(argv)\n",
