@@ -174,3 +174,28 @@ def test_a_lost_race_on_the_server_is_tried_again_and_any_other_error_is_not(mon
     with pytest.raises(PermissionError, match="PERMISSION_DENIED"):
         lifecycle._open_experiment("http://127.0.0.1:5000", "refused", "train@m")
     assert calls == ["refused"]
+
+
+def test_a_run_lands_in_its_experiment_when_another_process_created_it_in_the_same_instant(tmp_path, monkeypatch):
+    """MLflow's set_experiment, on losing the race to create the experiment, returns it without making it the
+    active one: the stage's run must still land in it, not in "Default"."""
+    from mlflow.tracking import MlflowClient
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    from inspectcnn import tracking
+    from inspectcnn.config import parse_params
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    client = MlflowClient(store)
+    raced = client.create_experiment("raced")  # by "the other process", after this one looked
+    real, calls = TrackingServiceClient.get_experiment_by_name, []
+
+    def missing_at_first(self, name):
+        calls.append(name)
+        return None if len(calls) == 1 else real(self, name)
+
+    monkeypatch.setattr(TrackingServiceClient, "get_experiment_by_name", missing_at_first)
+    with tracking.stage_run("train@m", "train", parse_params({"mlflow": {"experiment": "raced"}}), {}) as run:
+        run_id = run.run_id
+    assert client.get_run(run_id).info.experiment_id == raced

@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,6 @@ def _open_experiment(uri: str, experiment: str, run_name: str, attempts: int = 4
     both try to create it and its tags, and on a new SQLite store its tables; the loser's error ("table ...
     already exists", "UNIQUE constraint failed", "duplicate key value", "database is locked") means the other
     got there first, so it tries again after a pause (2, 4, 8 s). On SQLite any error counts as such a race."""
-    import time
 
     for attempt in range(attempts - 1):
         try:
@@ -183,7 +183,7 @@ def _open_experiment(uri: str, experiment: str, run_name: str, attempts: int = 4
         except TrackingUnavailableError:
             raise
         except Exception as error:  # noqa: BLE001 - a lost race: try again; anything else: raised below
-            if not (uri.startswith("sqlite:") or any(mark in str(error) for mark in LOST_RACE)):
+            if not (uri.startswith("sqlite:") or lost_race(error)):
                 raise
             log.info("MLflow store %s busy (%s); trying again", redact(uri), type(error).__name__)
             time.sleep(2 ** (attempt + 1))
@@ -194,12 +194,20 @@ LOST_RACE = ("already exists", "UNIQUE constraint failed", "duplicate key value"
              "database is locked")
 
 
+def lost_race(error: Exception) -> bool:
+    """Whether a store error says another writer inserted the same row first (or holds SQLite's lock)."""
+    return any(mark in str(error) for mark in LOST_RACE)
+
+
 def _select_experiment(uri: str, experiment: str, run_name: str) -> list[str]:
     import mlflow
 
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     found = mlflow.set_experiment(experiment)
+    # when another process created the experiment in the same instant, set_experiment returns it without making
+    # it the active one (its lost-race path), and the run would land in "Default": select it by id as well
+    mlflow.set_experiment(experiment_id=found.experiment_id)
     if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # the UI opens on its training runs
         mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return mark_stale_runs(experiment, run_name)
@@ -246,7 +254,18 @@ def log_dataset(prepared: Path, context: str) -> None:
 
     if not store.manifest_path(prepared).is_file():
         return
-    mlflow.log_input(prepared_dataset(prepared), context=context)
+    dataset = prepared_dataset(prepared)
+    # two stages logging the same data at once (two checkouts on one server): the loser's insert of the data set
+    # row fails on its key ("duplicate key value"); the row is there now, so the second call only links it
+    for pause in (1, 2, 4, None):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except Exception as error:  # noqa: BLE001 - a lost race: try again; anything else: raised
+            if pause is None or not lost_race(error):
+                raise
+            log.info("MLflow store busy logging the data set (%s); trying again", type(error).__name__)
+            time.sleep(pause)
 
 
 def stage_run(stage: str, kind: str, params, run_params: Mapping[str, Any], *, run_name: str | None = None,
