@@ -73,6 +73,22 @@ def test_int8_formats_keep_the_accuracy_and_are_smaller(exported):
     assert result["calibration"] == {"split": "train", "count": 16}
 
 
+def test_the_int8_onnx_file_quantises_the_probability_part_of_the_float_file(exported):
+    """model.onnx carries the probability and the out-of-distribution score; model_int8.onnx is its probability
+    part (extracted, not converted again), quantised: one output, QDQ nodes, none of the score's nodes."""
+    import onnx
+
+    root, _, result = exported
+    folder = root / "export"
+    float_graph = onnx.load(str(folder / "model.onnx")).graph
+    int8_graph = onnx.load(str(folder / "model_int8.onnx")).graph
+    assert [o.name for o in float_graph.output] == ["probability", "ood_score"] and result["formats"]["onnx"]["ood_output"]
+    assert [o.name for o in int8_graph.output] == ["probability"]
+    ops = {node.op_type for node in int8_graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert "TopK" in {node.op_type for node in float_graph.node} and "TopK" not in ops
+
+
 def test_threshold_travels_inside_each_file(exported):
     import onnx
     import openvino

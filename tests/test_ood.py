@@ -66,6 +66,25 @@ def test_the_graph_score_matches_scikit_learn_with_test_time_views():
     np.testing.assert_allclose(np.ravel(probability), np.ravel(served.predict_on_batch(images)[0]), atol=1e-6)
 
 
+def test_under_the_dihedral_views_a_rotated_or_mirrored_cell_has_the_cells_features():
+    """Why the export scores its rotated probe set as the test cells themselves under dihedral TTA: the 8 views of
+    a rotated (or mirrored) cell are the cell's own 8 views, so the averaged features and probability agree."""
+    from inspectcnn import ood
+
+    model, images = tiny_model(), cells(6, 7)
+    images[:, 1:3, 5:] = 0.1  # not symmetric: a rotation changes what a single view sees
+    served = ood.served_features_model(model, "dihedral")
+    probability, features = ood.predict_features(served, images)
+    single = ood.served_features_model(model, "none")
+    for moved in (np.rot90(images, 1, axes=(1, 2)), images[:, ::-1], np.swapaxes(images, 1, 2)):
+        moved = np.ascontiguousarray(moved)
+        found = ood.predict_features(served, moved)
+        np.testing.assert_allclose(found[1], features, atol=1e-6)
+        np.testing.assert_allclose(found[0], probability, atol=1e-6)
+    assert np.abs(ood.predict_features(single, np.ascontiguousarray(np.rot90(images, 1, axes=(1, 2))))[1]
+                  - ood.predict_features(single, images)[1]).max() > 1e-3  # one view alone does see the rotation
+
+
 def test_a_model_without_a_dense_last_layer_has_no_score():
     import keras
 
@@ -102,6 +121,24 @@ def test_the_threshold_comes_from_validation_and_the_bank_from_training(monkeypa
     assert record["threshold"] != pytest.approx(ood.threshold(test_scores, 0.95), abs=1e-6)
     assert (tmp_path / ood.BANK_FILE).is_file() and record["bank_size"] == 30
     assert [c["set"] for c in record["checks"]] == ["test", "noise", "constant", "photographs", "rotated", "blurred"]
+
+
+def test_the_features_are_computed_by_openvino_when_installed_and_by_keras_otherwise(monkeypatch, tmp_path):
+    """The export computes the bank and the probe scores through OpenVINO's runtime (float32): the same
+    probabilities and features as the Keras model; without OpenVINO, the Keras model itself."""
+    import sys
+
+    from inspectcnn import ood, ood_probes
+
+    served = ood.served_features_model(tiny_model(), "dihedral")
+    images = cells(10, 11)
+    runner = ood_probes.features_runner(served, tmp_path)
+    assert type(runner).__name__ == "_OpenVinoFeatures"
+    expected, found = ood.predict_features(served, images, batch=4), ood.predict_features(runner, images, batch=4)
+    np.testing.assert_allclose(found[0], expected[0], atol=1e-6)
+    np.testing.assert_allclose(found[1], expected[1], atol=1e-6)
+    monkeypatch.setitem(sys.modules, "openvino", None)  # not installed
+    assert ood_probes.features_runner(served, tmp_path / "none") is served
 
 
 def test_photograph_crops_are_model_inputs():

@@ -95,6 +95,30 @@ def test_bootstrap_intervals_hold_the_point_estimate_and_repeat_with_the_seed():
     assert bootstrap_ci(labels, probabilities, 0.5, 0) == {}
 
 
+def test_the_resample_metrics_of_all_rows_at_once_are_scikit_learns_of_each_row():
+    """The bootstrap scores its 1000 resamples as arrays (ROC-AUC from ranks): each row's value is
+    scikit-learn's, ties included, and NaN where a row has one class."""
+    from sklearn import metrics as skm
+
+    from inspectcnn.scoring import resample_metrics, resamples
+
+    labels, probabilities = _scores(n=60)
+    probabilities = np.round(probabilities, 1)  # many ties
+    rows = resamples(len(labels), 200, seed=3)
+    found = resample_metrics(labels[rows], probabilities[rows], 0.5)
+    for index in range(len(rows)):
+        y, p = labels[rows[index]], probabilities[rows[index]]
+        predicted = p >= 0.5
+        expected = {"accuracy": skm.accuracy_score(y, predicted), "f1": skm.f1_score(y, predicted, zero_division=0),
+                    "precision": skm.precision_score(y, predicted, zero_division=0),
+                    "recall": skm.recall_score(y, predicted), "balanced_accuracy": skm.balanced_accuracy_score(y, predicted),
+                    "roc_auc": skm.roc_auc_score(y, p), "pr_auc": skm.average_precision_score(y, p)}
+        for name, value in expected.items():
+            assert found[name][index] == pytest.approx(value, abs=1e-12), (name, index)
+    one_class = resample_metrics(np.zeros((1, 5), int), np.linspace(0, 1, 5)[None], 0.5)
+    assert np.isnan(one_class["roc_auc"][0]) and np.isnan(one_class["pr_auc"][0]) and one_class["accuracy"][0] == 0.4
+
+
 def test_paired_bootstrap_tells_a_real_difference_from_none():
     from inspectcnn.scoring import paired_bootstrap
 

@@ -169,9 +169,11 @@ def to_onnx(model, path: Path, calibration: np.ndarray, spec: dict, *, int8: boo
     with tempfile.TemporaryDirectory() as staging:
         source = path
         if int8:
-            source = path.with_name("model.onnx")  # the float file of this export, unless it carries more outputs
-            single = source.is_file() and len(onnx.load(str(source), load_external_data=False).graph.output) == 1
-            source = source if single else Path(staging) / "model.onnx"
+            source = path.with_name("model.onnx")  # the float file of this export when there is one
+            if source.is_file() and len(onnx.load(str(source), load_external_data=False).graph.output) > 1:
+                source = _probability_only(source, Path(staging) / "model.onnx")
+            elif not source.is_file():
+                source = Path(staging) / "model.onnx"
         if not source.is_file():
             model.export(str(source), format="onnx", verbose=False)
             _check_onnx(source)
@@ -183,6 +185,18 @@ def to_onnx(model, path: Path, calibration: np.ndarray, spec: dict, *, int8: boo
         onnx.helper.set_model_props(proto, {"inspectcnn.inference": json.dumps(spec),
                                             "threshold": str(spec["threshold"])})
         onnx.save(proto, str(path))
+
+
+def _probability_only(source: Path, target: Path) -> Path:
+    """The part of a float ONNX file with more outputs (the probability and the out-of-distribution score)
+    that computes its first output, the probability, as ``target`` (``onnx.utils.extract_model``: the same
+    nodes and weights, the others left out): what the int8 file quantises, without converting again."""
+    import onnx
+    import onnx.utils
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    onnx.utils.extract_model(str(source), str(target), [graph.input[0].name], [graph.output[0].name])
+    return target
 
 
 def _rename_outputs(proto, names: list[str]) -> None:

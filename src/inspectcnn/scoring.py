@@ -83,24 +83,60 @@ CI_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc
 
 
 def point_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
-    """The CI_METRICS of one (re)sample; NaN where undefined. Counting metrics from the confusion counts
-    (the same definitions as scikit-learn's, which :func:`classification_metrics` uses)."""
-    predicted = probabilities >= threshold
-    positive = labels == 1
-    tp, fp = float(np.sum(predicted & positive)), float(np.sum(predicted & ~positive))
-    fn, tn = float(np.sum(~predicted & positive)), float(np.sum(~predicted & ~positive))
-    both = tp + fn > 0 and tn + fp > 0
-    recall = tp / (tp + fn) if tp + fn else np.nan
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    return {
-        "accuracy": (tp + tn) / len(labels),
-        "balanced_accuracy": (recall + tn / (tn + fp)) / 2 if both else np.nan,
-        "precision": precision,
-        "recall": recall,
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
-        "roc_auc": float(skm.roc_auc_score(labels, probabilities)) if both else np.nan,
-        "pr_auc": float(skm.average_precision_score(labels, probabilities)) if both else np.nan,
-    }
+    """The CI_METRICS of one (re)sample; NaN where undefined (:func:`resample_metrics` of one row)."""
+    found = resample_metrics(np.asarray(labels)[None], np.asarray(probabilities, dtype=float)[None], threshold)
+    return {name: float(values[0]) for name, values in found.items()}
+
+
+def roc_auc_rows(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """ROC-AUC of every row of (R, n) labels (0/1) and probabilities at once: the positives' rank sum (ties
+    averaged, ``scipy.stats.rankdata``) as the Mann-Whitney U over n1 x n0, the value scikit-learn's
+    roc_auc_score gives a row; NaN for a row of one class."""
+    from scipy.stats import rankdata
+
+    positive = np.asarray(labels) == 1
+    ranks = rankdata(np.asarray(probabilities, dtype=float), axis=1)
+    n1 = positive.sum(axis=1).astype(float)
+    n0 = positive.shape[1] - n1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = ((ranks * positive).sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return np.where((n1 > 0) & (n0 > 0), auc, np.nan)
+
+
+def resample_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float,
+                     names: tuple[str, ...] = CI_METRICS) -> dict[str, np.ndarray]:
+    """``names`` of CI_METRICS for every row of (R, n) labels and probabilities (R resamples): an array of R
+    values each, NaN where undefined. Counting metrics from the confusion counts and ROC-AUC from the ranks
+    (:func:`roc_auc_rows`), the same definitions as scikit-learn's, for all rows at once; PR-AUC by
+    scikit-learn's average_precision_score row by row."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=float)
+    predicted, positive = probabilities >= threshold, labels == 1
+    tp, fp = (predicted & positive).sum(axis=1).astype(float), (predicted & ~positive).sum(axis=1).astype(float)
+    fn, tn = (~predicted & positive).sum(axis=1).astype(float), (~predicted & ~positive).sum(axis=1).astype(float)
+    both = (tp + fn > 0) & (tn + fp > 0)
+    found: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
+        for name in names:
+            if name == "accuracy":
+                found[name] = (tp + tn) / labels.shape[1]
+            elif name == "balanced_accuracy":
+                found[name] = np.where(both, (recall + tn / (tn + fp)) / 2, np.nan)
+            elif name == "precision":
+                found[name] = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+            elif name == "recall":
+                found[name] = recall
+            elif name == "f1":
+                found[name] = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+            elif name == "roc_auc":
+                found[name] = np.where(both, roc_auc_rows(labels, probabilities), np.nan)
+            elif name == "pr_auc":
+                found[name] = np.array([float(skm.average_precision_score(y, p)) if ok else np.nan
+                                        for y, p, ok in zip(labels, probabilities, both)])
+            else:
+                raise ValueError(f"unknown metric {name!r}; one of {', '.join(CI_METRICS)}")
+    return found
 
 
 def resamples(count: int, resamples: int, seed: int) -> np.ndarray:
@@ -116,13 +152,12 @@ def bootstrap_ci(labels, probabilities, threshold: float, resamples_: int = 1000
     probabilities = np.asarray(probabilities, dtype=float)
     if not resamples_:
         return {}
-    draws = [point_metrics(labels[rows], probabilities[rows], threshold)
-             for rows in resamples(len(labels), resamples_, seed)]
+    rows = resamples(len(labels), resamples_, seed)
+    draws = resample_metrics(labels[rows], probabilities[rows], threshold)
     tail = (1.0 - level) / 2 * 100
     out = {}
     for name in CI_METRICS:
-        values = np.array([d[name] for d in draws], dtype=float)
-        values = values[np.isfinite(values)]
+        values = draws[name][np.isfinite(draws[name])]
         out[name] = [round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)] \
             if len(values) else None
     return out
@@ -136,13 +171,10 @@ def paired_bootstrap(labels, first, second, metric: str, thresholds: tuple[float
     first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
     observed = (point_metrics(labels, first, thresholds[0])[metric]
                 - point_metrics(labels, second, thresholds[1])[metric])
-    differences = []
-    for rows in resamples(len(labels), resamples_, seed):
-        a = point_metrics(labels[rows], first[rows], thresholds[0])[metric]
-        b = point_metrics(labels[rows], second[rows], thresholds[1])[metric]
-        if np.isfinite(a) and np.isfinite(b):
-            differences.append(a - b)
-    differences = np.array(differences)
+    rows = resamples(len(labels), resamples_, seed)
+    a = resample_metrics(labels[rows], first[rows], thresholds[0], (metric,))[metric]
+    b = resample_metrics(labels[rows], second[rows], thresholds[1], (metric,))[metric]
+    differences = (a - b)[np.isfinite(a) & np.isfinite(b)]
     low, high = np.percentile(differences, [2.5, 97.5])
     p_value = min(1.0, 2 * min((differences <= 0).mean(), (differences >= 0).mean()))
     return {"metric": metric, "difference": round(float(observed), 4), "ci95": [round(float(low), 4),

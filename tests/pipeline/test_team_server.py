@@ -147,8 +147,10 @@ def _serve_from_registry(root: Path, uri: str) -> None:
 @pytest.mark.parametrize("store", ["server", "sqlite"])
 def test_two_checkouts_train_the_same_stage_at_the_same_time_on_one_store(tmp_path, server, store):
     """Two checkouts (two colleagues, or two sweeps) run ``train@lenet`` at the same time with different learning
-    rates, logging to one store: the team server, or one SQLite file. Both runs end FINISHED and neither takes
-    the other, RUNNING meanwhile, for a run a killed process left (no KILLED mark, no ``resumes_runs`` tag)."""
+    rates, logging to one store: the team server, or one SQLite file, on an experiment neither has created yet
+    (both create it, its tags and its data set row in the same instant). Both runs end FINISHED in it, none in
+    ``Default``, and neither takes the other, RUNNING meanwhile, for a run a killed process left (no KILLED mark,
+    no ``resumes_runs`` tag)."""
     uri = server.uri if store == "server" else f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
     (tmp_path / "shared").mkdir()
     rates = ("0.002", "0.003")
@@ -160,7 +162,6 @@ def test_two_checkouts_train_the_same_stage_at_the_same_time_on_one_store(tmp_pa
         root = make_project(tmp_path / f"checkout-{rate}", params)
         _run(root, uri, "dvc", "repro", "prepare")
         roots.append(root)
-    _first_use(uri, f"together-{store}", roots[0])
     started = time.monotonic()
     processes = [subprocess.Popen(["dvc", "repro", "train@lenet"], cwd=root, env=_env(root, uri),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for root in roots]
@@ -178,21 +179,6 @@ def test_two_checkouts_train_the_same_stage_at_the_same_time_on_one_store(tmp_pa
     print(f"{store}: two checkouts trained at the same time in {seconds:.0f} s; runs: {found}")
     assert found == [(rate, "FINISHED", None) for rate in rates]  # none lost, doubled, or taken for a dead one
     assert _overlapping(runs), "the two runs never overlapped in time: nothing concurrent was tested"
-
-
-def _first_use(uri: str, experiment: str, root: Path) -> None:
-    """The experiment and its prepared data set, created before the two stages start: two processes that use a
-    new experiment for the first time in the same instant can lose one run to "Default" (MLflow's
-    set_experiment race) or fail on the data set's key. This test is about the runs of the same stage side by
-    side, not that first instant."""
-    import mlflow
-
-    from inspectcnn.tracking import prepared_dataset
-
-    mlflow.set_tracking_uri(uri)
-    experiment_id = _client(uri).create_experiment(experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="first use"):
-        mlflow.log_input(prepared_dataset(root / "data" / "prepared"), context="train")
 
 
 def _overlapping(runs) -> bool:

@@ -375,7 +375,7 @@ class ExportConfig(Frozen):
     # installed (else skipped, with its reason); a list: exactly those (litert and openvino_int8 only this
     # way), and a missing package is an error before anything is exported.
     formats: Literal["auto"] | list[Literal[EXPORT_FORMATS]] = "auto"
-    calibration_size: int = Field(200, ge=1, le=100_000)  # training images that calibrate the int8 formats
+    calibration_size: int = Field(100, ge=1, le=100_000)  # training images that calibrate the int8 formats
     parity_tolerance: float = Field(1e-3, gt=0.0, le=1.0)  # float32 formats: max |delta probability| vs Keras
     # float16 weights round to 11 significant bits: their own, wider bound (measured on ELPV: 2.1e-3)
     float16_parity_tolerance: float = Field(5e-3, gt=0.0, le=1.0)

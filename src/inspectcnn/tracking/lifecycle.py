@@ -331,9 +331,10 @@ def process_gone(tag: str | None) -> bool:
 
     if not tag:
         return True
-    host, pid, started = (tag.split("|") + ["", "", ""])[:3]
+    host, _, rest = tag.partition("|")
     if host != socket.gethostname():
         return False
+    pid, _, started = rest.partition("|")  # a malformed tag fails int() or float() below: gone
     try:
         return abs(psutil.Process(int(pid)).create_time() - float(started)) > 0.05
     except (psutil.NoSuchProcess, ValueError):
