@@ -199,3 +199,58 @@ def test_a_run_lands_in_its_experiment_when_another_process_created_it_in_the_sa
     with tracking.stage_run("train@m", "train", parse_params({"mlflow": {"experiment": "raced"}}), {}) as run:
         run_id = run.run_id
     assert client.get_run(run_id).info.experiment_id == raced
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from inspectcnn.tracking import lifecycle
+go = Path(sys.argv[2])
+(go.parent / f"ready-{sys.argv[3]}").touch()  # MLflow imported: waiting for the signal
+while not go.exists():
+    time.sleep(0.01)
+lifecycle._open_experiment(sys.argv[1], "at-once", "train@m")
+"""
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_get_it(tmp_path):
+    """Three stages start together on a SQLite store that does not exist yet: each would create its tables, and
+    MLflow's schema migration run twice at once leaves a file no retry opens ("table _alembic_tmp_tags already
+    exists"). Under the store's lock one creates them and the others find them: all three select the one
+    experiment."""
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    store, go = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "go"
+    processes = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, store, str(go), str(i)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(3)]
+    import time
+
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 3:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "a process did not start"
+        time.sleep(0.05)
+    go.touch()
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], "\n".join(outputs)[-3000:]
+    names = [e.name for e in MlflowClient(store).search_experiments()]
+    assert sorted(names) == ["Default", "at-once"]
+
+
+def test_a_store_lock_held_too_long_stops_with_the_lock_file_named(tmp_path):
+    from filelock import FileLock
+
+    from inspectcnn.tracking import TrackingUnavailableError
+    from inspectcnn.tracking.lifecycle import store_lock
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with FileLock(f"{tmp_path / 'mlflow.db'}.lock"):  # another process opening the store, as far as filelock knows
+        with pytest.raises(TrackingUnavailableError, match=r"mlflow\.db\.lock for 0 s; if none is running, delete"):
+            with store_lock(store, timeout_s=0.2):
+                pass
+    with store_lock(store, timeout_s=0.2):  # released: taken at once
+        pass
+    with store_lock("http://127.0.0.1:5000", timeout_s=0.2):  # a server: nothing to lock
+        pass

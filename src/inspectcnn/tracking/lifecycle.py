@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from inspectcnn import interrupts
-
-log = logging.getLogger(__name__)
 from inspectcnn.tracking.runs import Run, TrackingUnavailableError, check_reachable, redact, redacted
 
 log = logging.getLogger(__name__)
@@ -168,26 +166,60 @@ def _describe_run(run_name: str, tags: Mapping[str, str], params: Mapping[str, A
             log_dataset(*dataset)
 
 
-def _open_experiment(uri: str, experiment: str, run_name: str, attempts: int = 4) -> list[str]:
+def _open_experiment(uri: str, experiment: str, run_name: str) -> list[str]:
     """Reach the store, select (or create) ``experiment``, mark the runs a dead process of ``run_name`` left
     RUNNING as KILLED; their ids.
 
     Two stages that start together on a new experiment (``dvc exp run -j 2``, two checkouts on one server)
-    both try to create it and its tags, and on a new SQLite store its tables; the loser's error ("table ...
-    already exists", "UNIQUE constraint failed", "duplicate key value", "database is locked") means the other
-    got there first, so it tries again after a pause (2, 4, 8 s). On SQLite any error counts as such a race."""
+    both try to create it and its tags; the loser's error ("already exists", "UNIQUE constraint failed",
+    "duplicate key value", "database is locked") means the other got there first, so it tries again after a
+    pause (2, 4, 8 s); on SQLite any error counts as such a race. A new SQLite store's tables are created under
+    :func:`store_lock`: MLflow's schema migration, run by two processes at once, leaves a half-migrated file
+    that no retry can open ("table _alembic_tmp_tags already exists")."""
+    with store_lock(uri):
+        return retry_lost_race(lambda: _select_experiment(uri, experiment, run_name), (2, 4, 8),
+                               f"MLflow store {redact(uri)} busy", any_error=uri.startswith("sqlite:"))
 
-    for attempt in range(attempts - 1):
+
+@contextlib.contextmanager
+def store_lock(uri: str, timeout_s: float = 300.0) -> Iterator[None]:
+    """For a SQLite store, an exclusive lock on ``<file>.lock`` beside it (filelock) while this process opens
+    the store, creates its tables and selects the experiment: one process at a time on this machine. Other
+    stores (a server) serialise their own writes: nothing is held."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    check_reachable(uri)  # its folder exists: no lock file is made where no store can be
+    path = f"{uri.removeprefix('sqlite:///')}.lock"
+    try:
+        lock = FileLock(path, timeout=timeout_s)
+        lock.acquire()
+    except Timeout:
+        raise TrackingUnavailableError(f"MLflow store {redact(uri)}: another process has held {path} for "
+                                       f"{timeout_s:.0f} s; if none is running, delete {path}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def retry_lost_race(call, pauses: tuple[float, ...], busy: str, any_error: bool = False):
+    """``call()``, tried again after each of ``pauses`` (seconds) while it fails with a lost race
+    (:func:`lost_race`; any error with ``any_error``), logging ``busy``; the last failure is raised. A store that
+    cannot be reached at all (TrackingUnavailableError) is raised at once."""
+    for pause in (*pauses, None):
         try:
-            return _select_experiment(uri, experiment, run_name)
+            return call()
         except TrackingUnavailableError:
             raise
-        except Exception as error:  # noqa: BLE001 - a lost race: try again; anything else: raised below
-            if not (uri.startswith("sqlite:") or lost_race(error)):
+        except Exception as error:  # noqa: BLE001 - a lost race: try again; anything else: raised
+            if pause is None or not (any_error or lost_race(error)):
                 raise
-            log.info("MLflow store %s busy (%s); trying again", redact(uri), type(error).__name__)
-            time.sleep(2 ** (attempt + 1))
-    return _select_experiment(uri, experiment, run_name)
+            log.info("%s (%s); trying again", busy, type(error).__name__)
+            time.sleep(pause)
+    raise AssertionError("unreachable: the last try has no pause, its failure is raised")
 
 
 LOST_RACE = ("already exists", "UNIQUE constraint failed", "duplicate key value", "UniqueViolation",
@@ -257,15 +289,8 @@ def log_dataset(prepared: Path, context: str) -> None:
     dataset = prepared_dataset(prepared)
     # two stages logging the same data at once (two checkouts on one server): the loser's insert of the data set
     # row fails on its key ("duplicate key value"); the row is there now, so the second call only links it
-    for pause in (1, 2, 4, None):
-        try:
-            mlflow.log_input(dataset, context=context)
-            return
-        except Exception as error:  # noqa: BLE001 - a lost race: try again; anything else: raised
-            if pause is None or not lost_race(error):
-                raise
-            log.info("MLflow store busy logging the data set (%s); trying again", type(error).__name__)
-            time.sleep(pause)
+    retry_lost_race(lambda: mlflow.log_input(dataset, context=context), (1, 2, 4),
+                    "MLflow store busy logging the data set")
 
 
 def stage_run(stage: str, kind: str, params, run_params: Mapping[str, Any], *, run_name: str | None = None,
