@@ -79,11 +79,16 @@ def _open_litert(path: Path, tta: str = "none"):
     return call
 
 
-def _open_openvino(path: Path, tta: str = "none"):
+def compile_openvino(path: Path):
+    """An OpenVINO IR file compiled for the CPU at float32 inference precision: no silent bf16 on CPUs that have
+    it (AMX), so what it computes does not depend on the CPU."""
     import openvino
 
-    # float32 inference precision: no silent bf16 on CPUs that have it
-    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+
+def _open_openvino(path: Path, tta: str = "none"):
+    compiled = compile_openvino(path)
     return lambda x: compiled(x)[0]
 
 
@@ -170,8 +175,9 @@ def to_onnx(model, path: Path, calibration: np.ndarray, spec: dict, *, int8: boo
         source = path
         if int8:
             source = path.with_name("model.onnx")  # the float file of this export when there is one
-            if source.is_file() and len(onnx.load(str(source), load_external_data=False).graph.output) > 1:
-                source = _probability_only(source, Path(staging) / "model.onnx")
+            graph = onnx.load(str(source), load_external_data=False).graph if source.is_file() else None
+            if graph is not None and len(graph.output) > 1:
+                source = _probability_only(source, graph, Path(staging) / "model.onnx")
             elif not source.is_file():
                 source = Path(staging) / "model.onnx"
         if not source.is_file():
@@ -187,14 +193,13 @@ def to_onnx(model, path: Path, calibration: np.ndarray, spec: dict, *, int8: boo
         onnx.save(proto, str(path))
 
 
-def _probability_only(source: Path, target: Path) -> Path:
+def _probability_only(source: Path, graph, target: Path) -> Path:
     """The part of a float ONNX file with more outputs (the probability and the out-of-distribution score)
     that computes its first output, the probability, as ``target`` (``onnx.utils.extract_model``: the same
-    nodes and weights, the others left out): what the int8 file quantises, without converting again."""
-    import onnx
+    nodes and weights, the others left out): what the int8 file quantises, without converting again. ``graph``:
+    the source's graph, already read."""
     import onnx.utils
 
-    graph = onnx.load(str(source), load_external_data=False).graph
     onnx.utils.extract_model(str(source), str(target), [graph.input[0].name], [graph.output[0].name])
     return target
 

@@ -132,7 +132,7 @@ def features_runner(served, staging: Path):
     installed (about 4x Keras on TensorFlow for the 8-view champion on 2 cores, the same features within
     float32 rounding), else the Keras model itself."""
     try:
-        import openvino
+        import openvino  # noqa: F401 - installed or not: which runner
     except ImportError:
         return served
     from inspectcnn import formats
@@ -140,9 +140,7 @@ def features_runner(served, staging: Path):
     try:
         with formats.converting():
             served.export(str(staging / "features.xml"), format="openvino", verbose=False)
-        # float32 inference precision: no silent bf16 on CPUs that have it (the bank must not depend on the CPU)
-        compiled = openvino.Core().compile_model(str(staging / "features.xml"), "CPU",
-                                                 {"INFERENCE_PRECISION_HINT": "f32"})
+        compiled = formats.compile_openvino(staging / "features.xml")  # the bank must not depend on the CPU
     except Exception as error:  # noqa: BLE001 - any failure: the Keras model computes the same features
         log.warning("OpenVINO cannot run the features model (%s: %s); Keras computes them",
                     type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "")
