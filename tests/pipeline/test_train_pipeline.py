@@ -1,4 +1,5 @@
-"""End to end in a temporary git + DVC project: dvc repro trains, logs to MLflow, reruns only what changed."""
+"""End to end on the shared tiny git + DVC project (``full_project``, tests/pipeline/conftest.py): dvc repro trains,
+logs to MLflow, reruns only what changed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 import pytest
 
-from helpers import TINY_PARAMS, make_project, mlflow_runs, run_in
+from helpers import copy_project, mlflow_runs, run_in
 
 pytestmark = pytest.mark.slow
 
@@ -17,18 +18,18 @@ def ran_stages(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("project"), TINY_PARAMS)
-    first = run_in(root, "dvc", "repro")
-    return root, first.stdout
+def project(full_project):
+    """(root, the output of its first `dvc repro`): the shared project, read only (an edit works on a copy)."""
+    root, _ = full_project
+    return root, (root.parent / "repro.log").read_text()
 
 
 def test_repro_trains_every_entry(project):
     root, output = project
     assert ran_stages(output) == [
-        "champion", "distil", "ensemble", "evaluate@lenet", "evaluate@simple_cnn", "evaluate_edge", "evaluate_ensemble",
-        "evaluate_transfer@tiny_hed", "export", "health", "prepare", "register", "report", "train@lenet",
-        "train@simple_cnn", "transfer@tiny_hed",
+        "anomaly@tiny_padim", "champion", "distil", "ensemble", "evaluate@lenet", "evaluate@simple_cnn",
+        "evaluate_anomaly@tiny_padim", "evaluate_edge", "evaluate_ensemble", "evaluate_transfer@tiny_hed", "export",
+        "health", "prepare", "register", "report", "train@lenet", "train@simple_cnn", "transfer@tiny_hed",
     ]
     for name in ("lenet", "simple_cnn"):
         folder = root / "models" / name
@@ -44,7 +45,10 @@ def test_one_finished_mlflow_run_per_entry_with_epochs_and_model(project):
     root, _ = project
     runs = {r.info.run_name: r for r in mlflow_runs(root)
             if not r.info.run_name.startswith(("evaluate@", "register@"))}
-    assert set(runs) == {"train@lenet", "train@simple_cnn", "transfer@tiny_hed", "ensemble", "distil@edge"}
+    assert set(runs) == {"train@lenet", "train@simple_cnn", "transfer@tiny_hed", "anomaly@tiny_padim", "ensemble",
+                         "distil@edge"}
+    anomaly = runs.pop("anomaly@tiny_padim")  # fitted on good cells, no epochs
+    assert anomaly.info.status == "FINISHED" and anomaly.data.tags["dvc_stage"] == "anomaly@tiny_padim"
     distil = runs.pop("distil@edge")  # the edge student: its own run, with its teacher and one epoch
     assert distil.info.status == "FINISHED" and distil.data.tags["dvc_stage"] == "distil"
     assert distil.data.tags["teacher"] == json.loads((root / "reports" / "champion.json").read_text())["champion"]
@@ -75,8 +79,8 @@ def test_second_repro_runs_nothing(project):
     assert "up to date" in output.lower()
 
 
-def test_editing_one_learning_rate_reruns_only_that_entry(project):
-    root, _ = project
+def test_editing_one_learning_rate_reruns_only_that_entry(project, tmp_path):
+    root = copy_project(project[0], tmp_path / "edited")
     params = root / "params.yaml"
     params.write_text(params.read_text().replace("lenet: {learning_rate: 0.001}", "lenet: {learning_rate: 0.002}"))
     output = run_in(root, "dvc", "repro").stdout
