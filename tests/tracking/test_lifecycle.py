@@ -220,14 +220,13 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_get_it(tmp_path):
     experiment."""
     import subprocess
     import sys
+    import time
 
     from mlflow.tracking import MlflowClient
 
     store, go = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "go"
     processes = [subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, store, str(go), str(i)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(3)]
-    import time
-
     deadline = time.monotonic() + 120
     while len(list(tmp_path.glob("ready-*"))) < 3:
         assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "a process did not start"
