@@ -112,3 +112,35 @@ def test_write_subset_keeps_the_chosen_training_cells_and_the_other_splits(tmp_p
     assert {r["id"] for r in rows if r["split"] == "train"} == keep
     with pytest.raises(store.PrepareError, match="not in the train split"):
         store.write_subset(prepared, tmp_path / "bad", "train", {"nope"})
+
+
+def test_the_int8_onnx_file_of_a_detector_runs_with_its_gaussians_in_float(tmp_path):
+    """ONNX Runtime cannot run a product with a stack of matrices (one inverse covariance per position) whose
+    int8 weights have a scale per channel (QLinearMatMul: "weight zero point must be a scalar..."): the int8
+    file keeps those products in float32 and scores close to the float file."""
+    import keras
+    import onnx
+    import onnxruntime
+
+    from inspectcnn import formats
+    from inspectcnn.anomaly import detector, fit_gaussians, max_distances
+
+    rng = np.random.default_rng(2)
+    inputs = keras.Input((16, 8), name="patches")
+    features_model = keras.Model(inputs, keras.layers.Identity()(inputs))
+    good = rng.normal(size=(80, 16, 8)).astype(np.float32)
+    kernel, bias = fit_gaussians(good, 0.01)
+    model = detector(features_model, kernel, bias, float(np.median(max_distances(good, kernel, bias))))
+    query = rng.normal(size=(12, 16, 8)).astype(np.float32)  # within the calibrated range
+    expected = np.ravel(model.predict_on_batch(query))
+    spec = {"threshold": 0.5}
+    formats.to_onnx(model, tmp_path / "model.onnx", good, spec)
+    formats.to_onnx(model, tmp_path / "model_int8.onnx", good, spec, int8=True)
+
+    kept = formats.batched_constant_matmuls(tmp_path / "model.onnx")
+    assert kept, "the detector's per-position products: MatMul nodes with a 3-D constant"
+    nodes = {node.name: node.op_type for node in onnx.load(str(tmp_path / "model_int8.onnx")).graph.node}
+    assert "QuantizeLinear" in nodes.values() and all(nodes.get(name) == "MatMul" for name in kept)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model_int8.onnx"), providers=["CPUExecutionProvider"])
+    found = np.ravel(session.run(None, {session.get_inputs()[0].name: query})[0])
+    assert np.abs(found - expected).max() < 0.1

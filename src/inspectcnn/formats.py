@@ -139,9 +139,23 @@ def _check_onnx(path: Path) -> None:
                              "nodes that no ONNX opset defines")
 
 
+def batched_constant_matmuls(path: Path) -> list[str]:
+    """The MatMul nodes of an ONNX file whose constant operand has more than 2 dimensions (a stack of matrices,
+    as PaDiM's inverse covariance per position). ONNX Runtime cannot run them with per-channel int8 weights
+    (QLinearMatMul: "weight zero point must be a scalar, 1D tensor of size 1, or last to second dimension is
+    1"), so the int8 file leaves them in float32."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    ranks = {tensor.name: len(tensor.dims) for tensor in graph.initializer}
+    return [node.name for node in graph.node
+            if node.op_type == "MatMul" and any(ranks.get(name, 0) > 2 for name in node.input)]
+
+
 def _quantize_onnx(source: Path, target: Path, calibration: np.ndarray, staging: Path) -> None:
     """ONNX Runtime's static quantisation: QDQ, int8 weights per channel, uint8 activations calibrated
-    (min-max) on ``calibration``; the float input and output stay."""
+    (min-max) on ``calibration``; the float input and output stay, and so do the products with a stack of
+    constant matrices (:func:`batched_constant_matmuls`)."""
     import onnxruntime
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -161,7 +175,8 @@ def _quantize_onnx(source: Path, target: Path, calibration: np.ndarray, staging:
     try:
         quant_pre_process(str(source), str(prepared))
         quantize_static(str(prepared), str(target), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=batched_constant_matmuls(prepared))
     finally:
         root.setLevel(level)
 
