@@ -190,10 +190,11 @@ def to_onnx(model, path: Path, calibration: np.ndarray, spec: dict, *, int8: boo
         source = path
         if int8:
             source = path.with_name("model.onnx")  # the float file of this export when there is one
-            graph = onnx.load(str(source), load_external_data=False).graph if source.is_file() else None
-            if graph is not None and len(graph.output) > 1:
-                source = _probability_only(source, graph, Path(staging) / "model.onnx")
-            elif not source.is_file():
+            if source.is_file():
+                graph = onnx.load(str(source), load_external_data=False).graph
+                if len(graph.output) > 1:
+                    source = _probability_only(source, graph, Path(staging) / "model.onnx")
+            else:
                 source = Path(staging) / "model.onnx"
         if not source.is_file():
             model.export(str(source), format="onnx", verbose=False)

@@ -176,6 +176,7 @@ def _open_experiment(uri: str, experiment: str, run_name: str) -> list[str]:
     pause (2, 4, 8 s); on SQLite any error counts as such a race. A new SQLite store's tables are created under
     :func:`store_lock`: MLflow's schema migration, run by two processes at once, leaves a half-migrated file
     that no retry can open ("table _alembic_tmp_tags already exists")."""
+    check_reachable(uri)  # before the lock: no lock file is made where no store can be
     with store_lock(uri):
         return retry_lost_race(lambda: _select_experiment(uri, experiment, run_name), (2, 4, 8),
                                f"MLflow store {redact(uri)} busy", any_error=uri.startswith("sqlite:"))
@@ -191,7 +192,6 @@ def store_lock(uri: str, timeout_s: float = 300.0) -> Iterator[None]:
         return
     from filelock import FileLock, Timeout
 
-    check_reachable(uri)  # its folder exists: no lock file is made where no store can be
     path = f"{uri.removeprefix('sqlite:///')}.lock"
     try:
         lock = FileLock(path, timeout=timeout_s)
@@ -209,17 +209,17 @@ def retry_lost_race(call, pauses: tuple[float, ...], busy: str, any_error: bool 
     """``call()``, tried again after each of ``pauses`` (seconds) while it fails with a lost race
     (:func:`lost_race`; any error with ``any_error``), logging ``busy``; the last failure is raised. A store that
     cannot be reached at all (TrackingUnavailableError) is raised at once."""
-    for pause in (*pauses, None):
+    for pause in pauses:
         try:
             return call()
         except TrackingUnavailableError:
             raise
         except Exception as error:  # noqa: BLE001 - a lost race: try again; anything else: raised
-            if pause is None or not (any_error or lost_race(error)):
+            if not (any_error or lost_race(error)):
                 raise
             log.info("%s (%s); trying again", busy, type(error).__name__)
             time.sleep(pause)
-    raise AssertionError("unreachable: the last try has no pause, its failure is raised")
+    return call()  # the last try: its failure is raised
 
 
 LOST_RACE = ("already exists", "UNIQUE constraint failed", "duplicate key value", "UniqueViolation",
@@ -234,7 +234,6 @@ def lost_race(error: Exception) -> bool:
 def _select_experiment(uri: str, experiment: str, run_name: str) -> list[str]:
     import mlflow
 
-    check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     found = mlflow.set_experiment(experiment)
     # when another process created the experiment in the same instant, set_experiment returns it without making
