@@ -113,6 +113,11 @@ def facts(root: Path) -> dict[str, str]:
         "run.minutes": f"{run['minutes']:.0f}",
         "run.cpu": f"{run['cpu']['cores']}-core {run['cpu']['model'].replace('(R)', '')}" + (", AVX-512" if run["cpu"]["avx512"] else ""),
     }
+    levers = read_json(root, "benchmarks/results/levers.json")
+    default_lever = next((r for r in levers["rows"] if r["lever"] == "default"), None)
+    if default_lever is not None:  # the lever run's default against the committed run's (another machine, maybe)
+        found["levers.default_val_roc_auc"] = f"{default_lever['val_roc_auc']:.3f}"
+        found["levers.default_minus_committed"] = f"{default_lever['val_roc_auc'] - summary['champion_val']:+.3f}"
     if "padim" in {r["model"] for r in rows}:  # the default anomaly detector
         found["padim.test_roc_auc"] = row_ci(row_of(rows, "padim"), "roc_auc")
     for level in LEVELS:
