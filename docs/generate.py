@@ -70,6 +70,12 @@ def row_of(rows: list[dict], model: str) -> dict:
     return next(r for r in rows if r["model"] == model)
 
 
+def cpu_name(run: dict) -> str:
+    """The machine of a fresh_clone_run.py record, as the docs name it: "2-core AMD EPYC, AVX-512"."""
+    cpu = run["cpu"]
+    return f"{cpu['cores']}-core {cpu['model'].replace('(R)', '')}" + (", AVX-512" if cpu["avx512"] else "")
+
+
 def facts(root: Path) -> dict[str, str]:
     """Every inline fact the docs may cite, by key, formatted as the docs show it."""
     params = yaml.safe_load((root / "params.yaml").read_text())
@@ -111,8 +117,11 @@ def facts(root: Path) -> dict[str, str]:
         "edge.onnx_parity": f"{edge_export['formats']['onnx']['parity_max']:.1e}",
         "edge.latency_target_ms": f"{params['edge']['latency_target_ms']:g}",
         "run.minutes": f"{run['minutes']:.0f}",
-        "run.cpu": f"{run['cpu']['cores']}-core {run['cpu']['model'].replace('(R)', '')}" + (", AVX-512" if run["cpu"]["avx512"] else ""),
+        "run.cpu": cpu_name(run),
     }
+    xeon = read_json(root, "benchmarks/results/fresh_clone_run_xeon.json")  # the same command on another CPU kind
+    found["run.xeon.minutes"] = f"{xeon['minutes']:.0f}"
+    found["run.xeon.cpu"] = cpu_name(xeon)
     levers = read_json(root, "benchmarks/results/levers.json")
     default_lever = next((r for r in levers["rows"] if r["lever"] == "default"), None)
     if default_lever is not None:  # the lever run's default against the committed run's (another machine, maybe)

@@ -49,6 +49,7 @@ def test_every_figure_in_the_docs_matches_the_committed_result_files():
 RESULT_FILES = ("params.yaml", "reports/summary.json", "reports/ranking.csv", "reports/export.json",
                 "reports/export_run.json", "reports/edge/eval.json", "reports/edge/metrics.json",
                 "reports/edge/export.json", "reports/edge/export_run.json", "benchmarks/results/fresh_clone_run.json",
+                "benchmarks/results/fresh_clone_run_xeon.json",
                 "benchmarks/results/levers.json", "benchmarks/results/peer_ratio.json", "docs/figures/accuracy_latency.png")
 
 
